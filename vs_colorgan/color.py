@@ -1,0 +1,94 @@
+"""Colour conversions shared by the filter, training and export: the one source of truth.
+
+The networks see CIE L*a*b* (D65 white, sRGB primaries and transfer), as in the design paper
+(section 3: "L in, ab out"). The RGB <-> Lab formulas are kornia's, which follow the CIE
+definitions; they are plain tensor ops, so they also export to ONNX (see ``export/``).
+
+Network normalisation: ``L_norm = L / 50 - 1`` (L in [0, 100] -> [-1, 1]) and
+``ab_norm = ab / 110`` (the sRGB gamut spans about +-110 in a and b).
+"""
+from __future__ import annotations
+
+import torch
+from kornia.color import lab_to_rgb as _lab_to_rgb
+from kornia.color import rgb_to_lab as _rgb_to_lab
+
+L_SCALE = 50.0
+AB_SCALE = 110.0
+
+# (Kr, Kb) luma coefficients per VapourSynth ``_Matrix`` value (ITU-T H.273 MatrixCoefficients).
+MATRIX_COEFFICIENTS: dict[int, tuple[float, float]] = {
+    1: (0.2126, 0.0722),  # BT.709
+    4: (0.30, 0.11),  # FCC
+    5: (0.299, 0.114),  # BT.470BG
+    6: (0.299, 0.114),  # SMPTE 170M
+    7: (0.212, 0.087),  # SMPTE 240M
+    9: (0.2627, 0.0593),  # BT.2020 non-constant luminance
+}
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1], shape (..., 3, H, W) -> Lab (L in [0, 100], a/b about [-110, 110])."""
+    return _rgb_to_lab(rgb)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab -> sRGB clipped to [0, 1], shape (..., 3, H, W)."""
+    return _lab_to_rgb(lab, clip=True)
+
+
+def gray_to_l(gray: torch.Tensor) -> torch.Tensor:
+    """Gamma-encoded gray level in [0, 1] (R = G = B) -> CIE L* in [0, 100].
+
+    Same value as ``rgb_to_lab`` of the neutral colour, without building three channels:
+    linearise with the sRGB curve (IEC 61966-2-1), then L* = 116 f(Y) - 16 (CIE 15).
+    """
+    g = gray.clamp(0.0, 1.0)
+    lin = torch.where(g > 0.04045, ((g + 0.055) / 1.055).pow(2.4), g / 12.92)
+    delta = 6.0 / 29.0
+    f = torch.where(lin > delta**3, lin.clamp_min(1e-12).pow(1.0 / 3.0), lin / (3 * delta**2) + 4.0 / 29.0)
+    return 116.0 * f - 16.0
+
+
+def normalize_l(l: torch.Tensor) -> torch.Tensor:
+    return l / L_SCALE - 1.0
+
+
+def denormalize_l(l_norm: torch.Tensor) -> torch.Tensor:
+    return (l_norm + 1.0) * L_SCALE
+
+
+def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
+    return ab / AB_SCALE
+
+
+def denormalize_ab(ab_norm: torch.Tensor) -> torch.Tensor:
+    return ab_norm * AB_SCALE
+
+
+def split_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """sRGB batch (N, 3, H, W) -> (L_norm (N, 1, H, W), ab_norm (N, 2, H, W)): a training pair."""
+    lab = rgb_to_lab(rgb)
+    return normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])
+
+
+def merge_lab(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
+    """(L_norm, ab_norm) -> sRGB in [0, 1]: what a network's output looks like."""
+    return lab_to_rgb(torch.cat([denormalize_l(l_norm), denormalize_ab(ab_norm)], dim=1))
+
+
+def rgb_to_ycbcr(rgb: torch.Tensor, kr: float, kb: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gamma-encoded R'G'B' (N, 3, H, W) -> Y' in [0, 1] and Cb, Cr in [-0.5, 0.5] (ITU-R BT.601/709 form)."""
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    y = kr * r + (1.0 - kr - kb) * g + kb * b
+    cb = (b - y) / (2.0 * (1.0 - kb))
+    cr = (r - y) / (2.0 * (1.0 - kr))
+    return y, cb, cr
+
+
+def ycbcr_to_rgb(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr`; returns (N, 3, H, W), not clipped."""
+    r = y + 2.0 * (1.0 - kr) * cr
+    b = y + 2.0 * (1.0 - kb) * cb
+    g = (y - kr * r - kb * b) / (1.0 - kr - kb)
+    return torch.cat([r, g, b], dim=1)

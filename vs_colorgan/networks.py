@@ -1,0 +1,193 @@
+"""Network definitions: the generators the filter runs and the discriminator training uses.
+
+One place for every architecture, so ``training/`` and ``export/`` import them from here and the
+filter can load a checkpoint without ``training/`` installed.
+
+* :class:`ResNet18Encoder` - ResNet-18 (He et al. 2016) with a 1-channel input and a width
+  multiplier. At ``width=64`` its parameter names and shapes match torchvision's ``resnet18``, so
+  ImageNet weights can be loaded with :func:`load_torchvision_resnet18`.
+* :class:`ColorizationNet` - design paper section 3.1: the first 6 children of ResNet-18
+  (conv1 ... layer2, 1/8 resolution) -> conv + batch-norm stack with x2 upsampling back to full size.
+* :class:`UNetGenerator` - design paper section 3.2: U-Net decoder on a ResNet-18 encoder.
+* :class:`PatchDiscriminator` - 70x70 PatchGAN (Isola et al. 2017, pix2pix ``NLayerDiscriminator``
+  with 3 layers: 64-128-256-512 -> 1 channel of patch logits).
+
+Generators take ``L_norm`` (N, 1, H, W) and return ``ab_norm`` (N, 2, H, W) in [-1, 1] (tanh);
+see :mod:`vs_colorgan.color` for the normalisation.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+
+def _basic_layer(inplanes: int, planes: int, stride: int) -> nn.Sequential:
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.Sequential(
+            nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+        )
+    return nn.Sequential(BasicBlock(inplanes, planes, stride, downsample), BasicBlock(planes, planes))
+
+
+class ResNet18Encoder(nn.Module):
+    """ResNet-18 feature extractor (no pooling head), children in torchvision's order.
+
+    ``children()`` yields conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4, so "the first 6
+    layers" of the paper are ``list(children())[:6]``.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.channels = (w, w, 2 * w, 4 * w, 8 * w)  # stem, layer1 ... layer4
+        self.conv1 = nn.Conv2d(in_channels, w, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = _basic_layer(w, w, 1)
+        self.layer2 = _basic_layer(w, 2 * w, 2)
+        self.layer3 = _basic_layer(2 * w, 4 * w, 2)
+        self.layer4 = _basic_layer(4 * w, 8 * w, 2)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
+        stem = self.relu(self.bn1(self.conv1(x)))
+        f1 = self.layer1(self.maxpool(stem))
+        f2 = self.layer2(f1)
+        f3 = self.layer3(f2)
+        f4 = self.layer4(f3)
+        return [stem, f1, f2, f3, f4]
+
+
+def load_torchvision_resnet18(encoder: ResNet18Encoder, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Copy a torchvision ``resnet18`` state dict (e.g. ImageNet weights a user has on disk) into ``encoder``.
+
+    The RGB first convolution becomes a gray one by summing its weights over the colour channels
+    (a gray image is R = G = B, so the response is unchanged). The classifier (``fc``) is dropped.
+    Raises ``ValueError`` on missing or mis-shaped keys (width must be 64).
+    """
+    sd = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    w = sd.get("conv1.weight")
+    if w is not None and w.shape[1] == 3 and encoder.conv1.in_channels == 1:
+        sd["conv1.weight"] = w.sum(dim=1, keepdim=True)
+    try:
+        encoder.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"not a torchvision resnet18 state dict for this encoder: {e}") from None
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ColorizationNet(nn.Module):
+    """Design paper 3.1: ResNet-18 children[:6] -> conv/BN stack -> upsample x2 (three times) -> ab."""
+
+    size_multiple = 8  # the encoder stops at 1/8 resolution
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        enc = ResNet18Encoder(1, width)
+        self.midlevel = nn.Sequential(*list(enc.children())[:6])
+        c = 2 * width
+        self.head = nn.Sequential(
+            _conv_bn_relu(c, c),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            _conv_bn_relu(c, width),
+            _conv_bn_relu(width, width),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            _conv_bn_relu(width, width // 2),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(width // 2, 2, 3, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.head(self.midlevel(l_norm))
+
+
+class _UpBlock(nn.Module):
+    """x2 bilinear upsample, concatenate the encoder skip, two conv-BN-ReLU (U-Net, Ronneberger et al. 2015)."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.conv = nn.Sequential(_conv_bn_relu(cin + cskip, cout), _conv_bn_relu(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+
+class UNetGenerator(nn.Module):
+    """Design paper 3.2: U-Net with a ResNet-18 encoder; input sides must be multiples of 32."""
+
+    size_multiple = 32
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        self.encoder = ResNet18Encoder(1, width)
+        c0, c1, c2, c3, c4 = self.encoder.channels
+        self.up4 = _UpBlock(c4, c3, c3)  # 1/32 -> 1/16
+        self.up3 = _UpBlock(c3, c2, c2)  # -> 1/8
+        self.up2 = _UpBlock(c2, c1, c1)  # -> 1/4
+        self.up1 = _UpBlock(c1, c0, c0)  # -> 1/2
+        self.up0 = _UpBlock(c0, 1, c0 // 2)  # -> full size, the input L as the last skip
+        self.out = nn.Sequential(nn.Conv2d(c0 // 2, 2, 1), nn.Tanh())
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        stem, f1, f2, f3, f4 = self.encoder(l_norm)
+        x = self.up4(f4, f3)
+        x = self.up3(x, f2)
+        x = self.up2(x, f1)
+        x = self.up1(x, stem)
+        x = self.up0(x, l_norm)
+        return self.out(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN (Isola et al. 2017): C64-C128-C256-C512 -> 1-channel map of patch logits.
+
+    Input is the Lab image, normalised (L_norm and ab_norm stacked: 3 channels). Outputs logits;
+    the BCE losses use ``BCEWithLogitsLoss`` and the WGAN critic uses the raw score.
+    ``norm="batch"`` as in pix2pix; ``norm="none"`` for WGAN-GP, whose per-sample gradient
+    penalty is ill-defined under batch norm (Gulrajani et al. 2017, section 4).
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+
+        def norm_layer(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c) if norm == "batch" else nn.Identity()
+
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, w, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1, bias=norm != "batch"),
+            norm_layer(2 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1, bias=norm != "batch"),
+            norm_layer(4 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * w, 8 * w, 4, stride=1, padding=1, bias=norm != "batch"),
+            norm_layer(8 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(8 * w, 1, 4, stride=1, padding=1),
+        )
+
+    def forward(self, lab_norm: torch.Tensor) -> torch.Tensor:
+        return self.net(lab_norm)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator}
+
+
+def build_generator(arch: str, width: int = 64) -> nn.Module:
+    """``build_generator("unet", width=32)`` -> an untrained generator of that architecture."""
+    if arch not in GENERATORS:
+        raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
+    return GENERATORS[arch](width=width)
