@@ -23,6 +23,7 @@ perfect warp error of 0 on a static camera - so always read them beside :func:`c
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ def _check_pair(name: str, a: np.ndarray, b: np.ndarray) -> None:
 def mse(a: np.ndarray, b: np.ndarray) -> float:
     """Mean squared error over all pixels and channels, in 8-bit units."""
     _check_pair("mse", a, b)
+    if a.dtype == np.uint8 and b.dtype == np.uint8:
+        return float(cv2.norm(a, b, cv2.NORM_L2SQR)) / a.size  # exact integer sum, fast
     d = a.astype(np.float64) - b.astype(np.float64)
     return float(np.mean(d * d))
 
@@ -91,20 +94,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     _check_pair("ssim", a, b)
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"evaluate.metrics.ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, not {a.shape[:2]}")
-    a3 = a.reshape(*a.shape[:2], -1).astype(np.float64)
-    b3 = b.reshape(*b.shape[:2], -1).astype(np.float64)
+    # float32, all channels at once: the error against a float64 computation is below 1e-6.
+    x = a.reshape(*a.shape[:2], -1).astype(np.float32)
+    y = b.reshape(*b.shape[:2], -1).astype(np.float32)
+    mx, my = _gaussian(x), _gaussian(y)
+    sxx = _gaussian(x * x) - mx * mx
+    syy = _gaussian(y * y) - my * my
+    sxy = _gaussian(x * y) - mx * my
+    num = (2 * mx * my + SSIM_C1) * (2 * sxy + SSIM_C2)
+    den = (mx * mx + my * my + SSIM_C1) * (sxx + syy + SSIM_C2)
+    smap = (num / den).reshape(*a.shape[:2], -1)
     pad = SSIM_WINDOW // 2
-    scores = []
-    for c in range(a3.shape[2]):
-        x, y = a3[..., c], b3[..., c]
-        mx, my = _gaussian(x), _gaussian(y)
-        sxx = _gaussian(x * x) - mx * mx
-        syy = _gaussian(y * y) - my * my
-        sxy = _gaussian(x * y) - mx * my
-        num = (2 * mx * my + SSIM_C1) * (2 * sxy + SSIM_C2)
-        den = (mx * mx + my * my + SSIM_C1) * (sxx + syy + SSIM_C2)
-        scores.append(float(np.mean((num / den)[pad:-pad, pad:-pad])))
-    return float(np.mean(scores))
+    return float(np.mean(smap[pad:-pad, pad:-pad].astype(np.float64)))
 
 
 def colorfulness(rgb: np.ndarray, *, absolute: bool = False) -> float:
@@ -116,13 +117,14 @@ def colorfulness(rgb: np.ndarray, *, absolute: bool = False) -> float:
     pyimagesearch / DDColor code takes ``|rg|`` and ``|yb|`` first (``absolute=True``), which gives
     larger values: compare published figures only with the variant they used.
     """
-    x = rgb.astype(np.float64)
+    x = rgb.astype(np.float32)  # exact for 8-bit values; the statistics are taken in float64
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     rg = r - g
     yb = 0.5 * (r + g) - b
     if absolute:
         rg, yb = np.abs(rg), np.abs(yb)
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    std = np.hypot(rg.std(dtype=np.float64), yb.std(dtype=np.float64))
+    return float(std + 0.3 * np.hypot(rg.mean(dtype=np.float64), yb.mean(dtype=np.float64)))
 
 
 def channel_histograms(img: np.ndarray) -> np.ndarray:
@@ -209,11 +211,16 @@ def dis_flow(first: np.ndarray, second: np.ndarray, *, preset: int = cv2.DISOPTI
     return dis.calc(first, second, None)
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx, gy
+
+
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp: ``out(p) = img(p + flow(p))``, bilinear, coordinates clamped to the border
     (as FlowNet2's ``Resample2d``, which Lai et al.'s code uses)."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _grid(*flow.shape[:2])
     mx = gx + flow[..., 0].astype(np.float32)
     my = gy + flow[..., 1].astype(np.float32)
     return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -229,15 +236,19 @@ def occlusion_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     * motion boundary: ``|d fw / dx|^2 + |d fw / dy|^2 > 0.01 |fw|^2 + 0.002``, with forward
       differences (0 on the last row / column), as in ``compute_flow_gradients``.
     """
-    bw_w = warp(bw, fw)
-    fw64, bw64 = fw.astype(np.float64), bw_w.astype(np.float64)
-    fw_mag = (fw64**2).sum(-1)
-    occluded = ((fw64 + bw64) ** 2).sum(-1) > OCC_ALPHA * (fw_mag + (bw64**2).sum(-1)) + OCC_BETA
-    du = np.zeros_like(fw64)
-    dv = np.zeros_like(fw64)
-    du[:, :-1] = fw64[:, :-1] - fw64[:, 1:]
-    dv[:-1, :] = fw64[:-1, :] - fw64[1:, :]
-    boundary = (du**2 + dv**2).sum(-1) > MB_ALPHA * fw_mag + MB_BETA
+    fw = fw.astype(np.float32)
+    bw_w = warp(bw.astype(np.float32), fw)
+    fx, fy = fw[..., 0], fw[..., 1]
+    bx, by = bw_w[..., 0], bw_w[..., 1]
+    fw_mag = fx * fx + fy * fy
+    occluded = (fx + bx) ** 2 + (fy + by) ** 2 > OCC_ALPHA * (fw_mag + bx * bx + by * by) + OCC_BETA
+    grad = np.zeros_like(fw_mag)
+    for c in (fx, fy):
+        du = c[:, :-1] - c[:, 1:]
+        dv = c[:-1, :] - c[1:, :]
+        grad[:, :-1] += du * du
+        grad[:-1, :] += dv * dv
+    boundary = grad > MB_ALPHA * fw_mag + MB_BETA
     return occluded | boundary
 
 
@@ -287,14 +298,20 @@ def warp_error(frames: Sequence[np.ndarray], gray: Sequence[np.ndarray]) -> floa
 
 
 def lab_ab(rgb: np.ndarray) -> np.ndarray:
-    """CIE Lab a*, b* ``(H, W, 2)`` of an 8-bit sRGB image (D65, OpenCV's float conversion)."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / PEAK, cv2.COLOR_RGB2Lab)
-    return lab[..., 1:]
+    """CIE Lab a*, b* ``(H, W, 2)`` int16 of an 8-bit sRGB image (D65; OpenCV's 8-bit conversion,
+    which stores a* + 128 and b* + 128 rounded, so the values are a*, b* to within 0.5)."""
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2Lab)
+    return lab[..., 1:].astype(np.int16) - 128
+
+
+def chroma_change_ab(prev_ab: np.ndarray, cur_ab: np.ndarray) -> float:
+    """:func:`chroma_change` from the frames' :func:`lab_ab` (to convert each frame once)."""
+    d = (cur_ab - prev_ab).astype(np.float32)
+    return float(np.mean(np.sqrt((d * d).sum(-1)), dtype=np.float64))
 
 
 def chroma_change(prev_rgb: np.ndarray, cur_rgb: np.ndarray) -> float:
     """Mean over pixels of ``sqrt(da*^2 + db*^2)`` between two consecutive frames (no motion
     compensation): how much the colour, not the light, changes from one frame to the next."""
     _check_pair("chroma_change", prev_rgb, cur_rgb)
-    d = lab_ab(cur_rgb) - lab_ab(prev_rgb)
-    return float(np.mean(np.sqrt((d.astype(np.float64) ** 2).sum(-1))))
+    return chroma_change_ab(lab_ab(prev_rgb), lab_ab(cur_rgb))
