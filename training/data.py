@@ -1,0 +1,236 @@
+"""Training data: any folder of images (recursive: COCO, ImageNet class folders, our gathered set) and videos.
+
+Each item is one image file, or one frame of a video sampled with OpenCV (``frames_per_video`` evenly
+spaced frames per clip). Every file is checked once when the dataset is built (decoded at thumbnail
+size): unreadable files and gray-only images (nothing to learn colour from) are skipped and counted in
+:attr:`ColorDataset.skipped`, never fatal. The validation split is by a hash of each file's path, so it
+is the same on every machine and run, and frames of one video never straddle the split.
+
+Items are ``(L_norm (1, S, S), ab_norm (2, S, S))`` from :func:`vs_colorgan.color.split_lab`.
+
+>>> train, val = build_datasets(["data/train"], image_size=256, val_fraction=0.05)
+>>> l_norm, ab_norm = train[0]
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vs_colorgan.color import split_lab
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"})
+VIDEO_EXTS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"})
+
+# An image counts as gray when fewer than 1% of its pixels have a Lab chroma above 5 (a JPEG of a
+# gray photo stays well below; a real colour photo has most pixels above it).
+GRAY_CHROMA = 5.0
+GRAY_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    frame: int = -1  # -1: a still image; otherwise the frame index in a video
+
+
+def chroma_fraction(rgb: np.ndarray, threshold: float = GRAY_CHROMA) -> float:
+    """Fraction of pixels of an RGB uint8 image whose CIE Lab chroma sqrt(a^2 + b^2) exceeds ``threshold``."""
+    import cv2
+
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    return float((chroma > threshold).mean())
+
+
+def is_gray(rgb: np.ndarray) -> bool:
+    return chroma_fraction(rgb) < GRAY_FRACTION
+
+
+def read_image(path: str, max_side: int | None = None) -> np.ndarray | None:
+    """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable. Alpha is composited on white."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if max_side:
+                im.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size, fast
+            im.load()
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB")
+            if max_side and max(im.size) > max_side:
+                im.thumbnail((max_side, max_side))
+            return np.asarray(im)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def read_video_frame(path: str, index: int) -> np.ndarray | None:
+    """RGB uint8 frame ``index`` of a video, or ``None``."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return None
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, bgr = cap.read()
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
+    finally:
+        cap.release()
+
+
+def video_frame_indices(path: str, count: int) -> list[int]:
+    """``count`` evenly spaced frame indices of a video (all frames if it has fewer); [] if unreadable."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return []
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n <= 0:
+            ok, _ = cap.read()
+            n = 1 if ok else 0
+    finally:
+        cap.release()
+    if n == 0 or count == 0:
+        return []
+    if n <= count:
+        return list(range(n))
+    return [int(i * n / count) for i in range(count)]
+
+
+def _in_validation(rel: str, fraction: float) -> bool:
+    """Deterministic split: the first 8 bytes of sha1(relative path) as a number in [0, 1)."""
+    h = int.from_bytes(hashlib.sha1(rel.encode("utf-8")).digest()[:8], "big")
+    return h / 2**64 < fraction
+
+
+def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show_progress: bool = True) -> tuple[list[tuple[str, Item]], Counter]:
+    """Walk ``roots`` recursively; return ``(relative key, Item)`` for usable files and a Counter of skips."""
+    from tqdm import tqdm
+
+    files: list[tuple[str, str]] = []
+    skipped: Counter = Counter()
+    for root in roots:
+        rootp = Path(root)
+        if rootp.is_file():
+            files.append((rootp.name, str(rootp)))
+            continue
+        if not rootp.is_dir():
+            raise ValueError(f"training.data: \"data\" must be existing folders or files, not {root!r}")
+        for dirpath, dirnames, filenames in os.walk(rootp, followlinks=True):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                files.append((os.path.relpath(full, rootp), full))
+    items: list[tuple[str, Item]] = []
+    for rel, full in tqdm(files, desc="scanning data", unit="file", disable=not show_progress, file=sys.stderr):
+        ext = os.path.splitext(full)[1].lower()
+        if ext in IMAGE_EXTS:
+            rgb = read_image(full, max_side=128)
+            if rgb is None:
+                skipped["unreadable"] += 1
+            elif min(rgb.shape[:2]) < 8:
+                skipped["too small"] += 1
+            elif is_gray(rgb):
+                skipped["grayscale"] += 1
+            else:
+                items.append((rel, Item(full)))
+        elif ext in VIDEO_EXTS:
+            idx = video_frame_indices(full, frames_per_video)
+            if not idx:
+                skipped["unreadable"] += 1
+                continue
+            probe = read_video_frame(full, idx[len(idx) // 2])
+            if probe is None:
+                skipped["unreadable"] += 1
+            elif is_gray(probe):
+                skipped["grayscale"] += 1
+            else:
+                items.extend((rel, Item(full, i)) for i in idx)
+        else:
+            skipped["not an image or video"] += 1
+    return items, skipped
+
+
+class ColorDataset(Dataset):
+    """(L_norm, ab_norm) crops of ``image_size``; random scale/crop/flip when ``train``, centre crop otherwise."""
+
+    def __init__(self, items: list[Item], *, image_size: int, train: bool, skipped: Counter | None = None) -> None:
+        self.items = items
+        self.image_size = image_size
+        self.train = train
+        self.skipped: Counter = skipped if skipped is not None else Counter()
+        self.load_failures = 0  # files that became unreadable after the scan (replaced by another item)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, item: Item) -> np.ndarray | None:
+        if item.frame >= 0:
+            return read_video_frame(item.path, item.frame)
+        return read_image(item.path)
+
+    def _crop(self, rgb: np.ndarray) -> torch.Tensor:
+        """Resize the short side to S * scale (scale in [1, 1.25] when training), crop S x S, maybe flip."""
+        from PIL import Image
+
+        s = self.image_size
+        h, w = rgb.shape[:2]
+        scale = 1.0 + 0.25 * torch.rand(()).item() if self.train else 1.0
+        short = max(s, math.ceil(s * scale))
+        nh, nw = (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
+        im = Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BICUBIC if (nh < h) else Image.Resampling.BILINEAR)
+        arr = np.asarray(im)
+        if self.train:
+            top = int(torch.randint(0, nh - s + 1, ()).item())
+            left = int(torch.randint(0, nw - s + 1, ()).item())
+        else:
+            top, left = (nh - s) // 2, (nw - s) // 2
+        arr = arr[top : top + s, left : left + s]
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        if self.train and torch.rand(()).item() < 0.5:
+            t = t.flip(-1)
+        return t
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        for attempt in range(len(self.items)):
+            item = self.items[(index + attempt) % len(self.items)]
+            rgb = self._load(item)
+            if rgb is not None and min(rgb.shape[:2]) >= 8:
+                l_norm, ab = split_lab(self._crop(rgb).unsqueeze(0))
+                return l_norm[0], ab[0]
+            self.load_failures += 1
+        raise RuntimeError("training.data: no readable item left in the dataset")
+
+
+def build_datasets(
+    roots: list[str] | tuple[str, ...], *, image_size: int, val_fraction: float, frames_per_video: int = 64, show_progress: bool = True
+) -> tuple[ColorDataset, ColorDataset]:
+    """Scan ``roots`` and split into (train, validation) datasets. Raises ``ValueError`` if nothing is usable."""
+    items, skipped = scan(roots, frames_per_video=frames_per_video, show_progress=show_progress)
+    if not items:
+        raise ValueError(f"training.data: no usable colour image or video under {list(roots)} (skipped: {dict(skipped)})")
+    train = [it for rel, it in items if not _in_validation(rel, val_fraction)]
+    val = [it for rel, it in items if _in_validation(rel, val_fraction)]
+    if not train:  # tiny folders: keep at least one training item
+        train, val = val[:1], val[1:]
+    if not val and val_fraction > 0 and len(train) > 1:
+        val = [train.pop()]  # always have something to validate and show in the before/after grid
+    return (
+        ColorDataset(train, image_size=image_size, train=True, skipped=skipped),
+        ColorDataset(val, image_size=image_size, train=False, skipped=skipped),
+    )

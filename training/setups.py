@@ -1,0 +1,277 @@
+"""The three set-ups of the design paper (section 3), each a small class owning its nets, losses and optimisers.
+
+Contract (after pytorch-CycleGAN-and-pix2pix's ``BaseModel``): ``set_input(batch)`` then
+``optimize_parameters(step)`` returning a dict of named float losses; the training script only
+orchestrates, logs and saves. ``nets`` and ``optimizers`` name everything a checkpoint must hold.
+
+A *step* is one batch. In the NoGAN pretraining phase (``step < pretrain_steps``) only the generator
+trains, with L1 (paper 3.2). Learning rates are a pure function of the step (:func:`lr_at`).
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from vs_colorgan.networks import PatchDiscriminator, build_generator, load_torchvision_resnet18
+
+from . import losses
+from .options import TrainOptions
+
+
+def lr_at(step: int, base_lr: float, opts: TrainOptions, phase: str) -> float:
+    """Learning rate at ``step`` (0-based): warm-up, then the schedule over the phase's own steps.
+
+    The pretraining phase is constant at ``pretrain_lr`` (paper: Adam 1e-4, no schedule given).
+    ``linear`` keeps the rate for the first half of the adversarial phase, then decays it linearly to 0
+    (pix2pix's ``linear`` policy); ``cosine`` decays over the whole phase (Loshchilov & Hutter 2017).
+    """
+    if phase == "pretrain":
+        start, end = 0, max(opts.pretrain_steps, 1)
+    else:
+        start, end = opts.pretrain_steps, opts.steps
+    i = step - start
+    n = max(end - start, 1)
+    warm = 1.0 if opts.warmup_steps <= 0 else min(1.0, (i + 1) / opts.warmup_steps)
+    if phase == "pretrain" or opts.lr_schedule == "constant":
+        factor = 1.0
+    elif opts.lr_schedule == "linear":
+        half = n // 2
+        factor = 1.0 if i < half else max(0.0, 1.0 - (i - half) / max(n - half, 1))
+    else:
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(i, n) / n))
+    return base_lr * warm * factor
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if hasattr(m, "module") else m
+
+
+class Setup:
+    """Shared machinery: generator, optional discriminator, pretraining optimiser, autocast, DDP wrapping."""
+
+    uses_discriminator = True
+
+    def __init__(self, opts: TrainOptions, device: torch.device) -> None:
+        self.opts = opts
+        self.device = device
+        self.g: nn.Module = build_generator(opts.arch, opts.width).to(device)
+        if opts.resnet_weights:
+            enc = getattr(self.g, "encoder", None)
+            if enc is None:  # ColorizationNet keeps ResNet-18 children[:6] as `midlevel`
+                raise ValueError("--resnet-weights: only the unet generator keeps a whole ResNet-18 encoder")
+            load_torchvision_resnet18(enc, torch.load(opts.resnet_weights, map_location="cpu", weights_only=True))
+        self.d: nn.Module = PatchDiscriminator(3, opts.d_width, opts.d_norm).to(device)
+        self.perceptual = losses.build_perceptual(opts.vgg_weights, opts.w_perc)
+        if self.perceptual is not None:
+            self.perceptual.to(device)
+        self.opt_g_pre = torch.optim.Adam(self.g.parameters(), lr=opts.pretrain_lr, betas=opts.pretrain_betas)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=opts.g_lr, betas=opts.g_betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.d_lr, betas=opts.d_betas)
+        self.l_norm = self.ab_true = self.ab_fake = None
+        self.distributed = False
+
+    # ---- what a checkpoint holds
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return {"g": _unwrap(self.g), "d": self.d}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g_pre": self.opt_g_pre, "g": self.opt_g, "d": self.opt_d}
+
+    @property
+    def generator(self) -> nn.Module:
+        return _unwrap(self.g)
+
+    def wrap_ddp(self, device_ids: list[int] | None) -> None:
+        """Data-parallel over ``torch.distributed``: G in DistributedDataParallel, D synchronised by hand.
+
+        DDP broadcasts G's parameters from rank 0 and all-reduces its gradients during backward. The
+        discriminator is called several times per backward (real, fake, the WGAN-GP interpolates with a
+        double backward), which DDP's reducer does not support, so D's parameters are broadcast here and
+        its gradients averaged in :meth:`_step_d`; its batch-norm buffers follow rank 0 after each update.
+        """
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        self.g = DDP(self.g, device_ids=device_ids)
+        for t in self.d.state_dict().values():
+            dist.broadcast(t, 0)
+        self.distributed = True
+
+    def _step_d(self, loss_d: torch.Tensor) -> None:
+        """Backward and step the discriminator, averaging gradients over ranks when distributed."""
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        if self.distributed:
+            import torch.distributed as dist
+
+            world = dist.get_world_size()
+            for p in self.d.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(world)
+        self.opt_d.step()
+        if self.distributed:
+            import torch.distributed as dist
+
+            for b in self.d.buffers():
+                dist.broadcast(b, 0)
+
+    def train(self) -> None:
+        self.g.train()
+        self.d.train()
+
+    # ---- contract
+    def phase(self, step: int) -> str:
+        return "pretrain" if step < self.opts.pretrain_steps else "adversarial"
+
+    def set_input(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        l_norm, ab = batch
+        self.l_norm = l_norm.to(self.device, non_blocking=True)
+        self.ab_true = ab.to(self.device, non_blocking=True)
+
+    def optimize_parameters(self, step: int) -> dict[str, float]:
+        if self.phase(step) == "pretrain":
+            return self._pretrain_step(step)
+        return self._adversarial_step(step)
+
+    def _autocast(self):
+        if not self.opts.amp:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _pretrain_step(self, step: int) -> dict[str, float]:
+        """NoGAN pretraining: generator alone, L1 (design paper 3.2, after DeOldify's NoGAN)."""
+        _set_lr(self.opt_g_pre, lr_at(step, self.opts.pretrain_lr, self.opts, "pretrain"))
+        with self._autocast():
+            fake = self.g(self.l_norm)
+            loss = losses.l1(fake.float(), self.ab_true)
+        self.opt_g_pre.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g_pre.step()
+        self.ab_fake = fake.detach()
+        return {"g_l1": loss.item()}
+
+    def _adversarial_step(self, step: int) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _lab(self, ab: torch.Tensor) -> torch.Tensor:
+        """D input: L and ab stacked (3 channels), the conditional-GAN pairing of pix2pix."""
+        return torch.cat([self.l_norm, ab.to(self.l_norm.dtype)], dim=1)
+
+    def _g_reconstruction(self, fake: torch.Tensor, out: dict[str, float]) -> torch.Tensor:
+        """Weighted L1 + MSE + perceptual of the generator's ab against the truth."""
+        o = self.opts
+        total = torch.zeros((), device=self.device)
+        fake = fake.float()
+        if o.w_l1 > 0:
+            v = losses.l1(fake, self.ab_true)
+            out["g_l1"] = v.item()
+            total = total + o.w_l1 * v
+        if o.w_mse > 0:
+            v = losses.mse(fake, self.ab_true)
+            out["g_mse"] = v.item()
+            total = total + o.w_mse * v
+        if self.perceptual is not None:
+            v = self.perceptual(self.l_norm, fake, self.ab_true)
+            out["g_perc"] = v.item()
+            total = total + o.w_perc * v
+        return total
+
+    def d_update_due(self, step: int) -> bool:
+        """Paper 3.1: D every ``d_every_early``-th step for the first fraction of training, then ``d_every_late``."""
+        o = self.opts
+        every = o.d_every_early if step < o.d_early_fraction * o.steps else o.d_every_late
+        return (step - o.pretrain_steps) % every == 0
+
+
+class GANSetup(Setup):
+    """Set-ups 3.1 (colorization-net) and 3.2 (unet): PatchGAN with binary cross-entropy."""
+
+    def _adversarial_step(self, step: int) -> dict[str, float]:
+        o = self.opts
+        _set_lr(self.opt_g, lr_at(step, o.g_lr, o, "adversarial"))
+        _set_lr(self.opt_d, lr_at(step, o.d_lr, o, "adversarial"))
+        out: dict[str, float] = {}
+        with self._autocast():
+            fake = self.g(self.l_norm)
+        # D: mean of the BCE on real and on fake (paper 3.1/3.2), updated on schedule.
+        if self.d_update_due(step):
+            with self._autocast():
+                d_real = self.d(self._lab(self.ab_true))
+                d_fake = self.d(self._lab(fake.detach()))
+                loss_d = 0.5 * (losses.gan_bce(d_real.float(), True) + losses.gan_bce(d_fake.float(), False))
+            self._step_d(loss_d)
+            out["d_bce"] = loss_d.item()
+        # G: fool D (BCE against "real") + reconstruction terms; D frozen meanwhile
+        # (pix2pix's set_requires_grad(D, False)).
+        d_plain = self.d
+        d_plain.requires_grad_(False)
+        with self._autocast():
+            loss_adv = losses.gan_bce(d_plain(self._lab(fake)).float(), True)
+        loss_g = o.w_adv * loss_adv + self._g_reconstruction(fake, out)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        d_plain.requires_grad_(True)
+        out["g_adv"] = loss_adv.item()
+        out["g_total"] = loss_g.item()
+        self.ab_fake = fake.detach()
+        return out
+
+
+class WGANSetup(Setup):
+    """Set-up 3.3 (unet-wgan): WGAN-GP critic (Gulrajani et al. 2017, Algorithm 1), L1-pretrained generator.
+
+    Each adversarial step (one fresh batch, as in Algorithm 1) updates the critic; every
+    ``critic_steps``-th step also updates the generator with ``w_adv * -critic(fake) + w_l1 * L1``.
+    """
+
+    def _adversarial_step(self, step: int) -> dict[str, float]:
+        o = self.opts
+        _set_lr(self.opt_g, lr_at(step, o.g_lr, o, "adversarial"))
+        _set_lr(self.opt_d, lr_at(step, o.d_lr, o, "adversarial"))
+        out: dict[str, float] = {}
+        g_due = (step - o.pretrain_steps) % o.critic_steps == o.critic_steps - 1
+        with self._autocast():
+            if g_due:
+                fake = self.g(self.l_norm)
+            else:
+                with torch.no_grad():
+                    fake = self.g(self.l_norm)
+        # Critic: E[D(fake)] - E[D(real)] + lambda * GP (Gulrajani et al. eq. 3).
+        real_in, fake_in = self._lab(self.ab_true), self._lab(fake.detach())
+        with self._autocast():
+            w_dist = self.d(real_in).float().mean() - self.d(fake_in).float().mean()
+        gp = losses.gradient_penalty(self.d, real_in, fake_in)
+        loss_d = -w_dist + o.gp_weight * gp
+        self._step_d(loss_d)
+        out.update(d_wgan=loss_d.item(), d_wdist=w_dist.item(), d_gp=gp.item())
+        if g_due:
+            d_plain = self.d
+            d_plain.requires_grad_(False)
+            with self._autocast():
+                loss_adv = -d_plain(self._lab(fake)).float().mean()
+            loss_g = o.w_adv * loss_adv + self._g_reconstruction(fake, out)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            d_plain.requires_grad_(True)
+            out["g_adv"] = loss_adv.item()
+            out["g_total"] = loss_g.item()
+        self.ab_fake = fake.detach()
+        return out
+
+
+def build_setup(opts: TrainOptions, device: torch.device) -> Setup:
+    """The set-up class for ``opts.loss``: BCE GAN (3.1, 3.2) or WGAN-GP (3.3)."""
+    return (WGANSetup if opts.loss == "wgan-gp" else GANSetup)(opts, device)

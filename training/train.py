@@ -1,0 +1,382 @@
+"""The training loop: orchestrates a set-up, data, logging, validation pictures and checkpoints.
+
+Runs on one CPU/GPU, or data-parallel under ``torchrun`` (env:// rendezvous, gloo on CPU, nccl on
+CUDA): each process trains on its own shard (``DistributedSampler``), ``--batch-size`` is per process,
+and only rank 0 logs, validates and writes files.
+
+>>> from training.options import resolve
+>>> run(resolve("unet", {"data": ["data/train"], "out": "runs/unet", "steps": 1000}))
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from vs_colorgan.color import merge_lab
+from vs_colorgan.model_io import atomic_write, save_generator
+
+from . import checkpoint
+from .data import ColorDataset, build_datasets
+from .options import TrainOptions, validate
+from .setups import Setup, build_setup, lr_at
+
+EXIT_OK, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 3, 130
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"colorgan-train: {msg}", file=sys.stderr, flush=True)
+
+
+# ---- distributed helpers
+
+def _dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def resolve_device(name: str, local_rank: int, world: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"colorgan-train: \"device\" {name!r} asked for but torch sees no CUDA GPU (torch {torch.__version__}); use --device cpu")
+        if world > 1 and name == "cuda":
+            return torch.device("cuda", local_rank)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("colorgan-train: \"device\" 'mps' asked for but not available; use --device cpu")
+    return torch.device(name)
+
+
+class StepSampler(DistributedSampler):
+    """Endless stream of this rank's indices, epoch after epoch, starting at a given sample position.
+
+    Each epoch is ``DistributedSampler``'s shuffle for that epoch (seeded by seed + epoch, padded to
+    a multiple of the world size), so the order is a pure function of the step: resuming at step s
+    continues exactly where the interrupted run would have been.
+    """
+
+    def __init__(self, dataset: ColorDataset, *, rank: int, world: int, seed: int, start: int) -> None:
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.start = start
+
+    def __iter__(self):
+        per_epoch = self.num_samples
+        epoch, offset = divmod(self.start, per_epoch)
+        while True:
+            self.set_epoch(epoch)
+            indices = list(super().__iter__())
+            yield from indices[offset:]
+            epoch, offset = epoch + 1, 0
+
+    def __len__(self) -> int:  # endless
+        return sys.maxsize
+
+
+# ---- pictures
+
+def _to_uint8(img: torch.Tensor):
+    return (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+@torch.no_grad()
+def validate_and_grid(setup: Setup, val: ColorDataset, opts: TrainOptions, device: torch.device) -> tuple[dict[str, float], torch.Tensor | None]:
+    """Validation figures (ab L1, RGB PSNR) on the first ``val_batches`` batches, and a gray | predicted | truth grid."""
+    if len(val) == 0 or opts.val_batches == 0:
+        return {}, None
+    g = setup.generator
+    was_training = g.training
+    g.eval()
+    n = min(len(val), opts.val_batches * opts.batch_size)
+    l1_sum, psnr_sum, count = 0.0, 0.0, 0
+    rows = []
+    for start in range(0, n, opts.batch_size):
+        batch = [val[i] for i in range(start, min(n, start + opts.batch_size))]
+        l_norm = torch.stack([b[0] for b in batch]).to(device)
+        ab = torch.stack([b[1] for b in batch]).to(device)
+        pred = g(l_norm).float()
+        l1_sum += (pred - ab).abs().mean(dim=(1, 2, 3)).sum().item()
+        rgb_pred, rgb_true = merge_lab(l_norm, pred), merge_lab(l_norm, ab)
+        mse = ((rgb_pred - rgb_true) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+        psnr_sum += (10 * torch.log10(1.0 / mse)).sum().item()
+        count += len(batch)
+        if len(rows) < 8:
+            gray = merge_lab(l_norm, torch.zeros_like(ab))
+            for i in range(min(len(batch), 8 - len(rows))):
+                rows.append(torch.cat([gray[i], rgb_pred[i], rgb_true[i]], dim=2))  # gray | predicted | truth
+    g.train(was_training)
+    grid = torch.cat(rows, dim=1).cpu() if rows else None
+    return {"val_l1": l1_sum / count, "val_psnr": psnr_sum / count}, grid
+
+
+def write_grid(run: Path, step: int, grid: torch.Tensor) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(_to_uint8(grid))
+    (run / "samples").mkdir(exist_ok=True)
+    for path in (run / "samples" / f"val-{step:08d}.png", run / "val_latest.png"):
+        atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def plot_losses(run: Path, history: list[dict[str, Any]], pretrain_steps: int) -> None:
+    """RUN/loss_curves.png: generator losses, discriminator losses, validation L1 against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    for rec in history:
+        for k, v in rec.items():
+            if k != "step" and isinstance(v, (int, float)) and (k.startswith(("g_", "d_", "val_"))):
+                series[k][0].append(rec["step"])
+                series[k][1].append(v)
+    if not series:
+        return
+    groups = [("generator", "g_"), ("discriminator / critic", "d_"), ("validation", "val_")]
+    groups = [(t, p) for t, p in groups if any(k.startswith(p) for k in series)]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3.2 * len(groups)), sharex=True, squeeze=False)
+    for ax, (title, prefix) in zip(axes[:, 0], groups):
+        for k in sorted(series):
+            if k.startswith(prefix):
+                ax.plot(*series[k], label=k, marker="." if prefix == "val_" else None)
+        if 0 < pretrain_steps:
+            ax.axvline(pretrain_steps, color="gray", linestyle="--", linewidth=0.8)
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step (dashed: end of L1 pretraining)")
+    fig.tight_layout()
+    atomic_write(run / "loss_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+# ---- the run
+
+def _load_history(run: Path, upto: int) -> list[dict[str, Any]]:
+    path = run / "history.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if rec.get("step", 0) <= upto:
+            out.append(rec)
+    return out
+
+
+def run(opts: TrainOptions, *, resume: bool = False) -> int:
+    """Train according to ``opts`` (resuming from ``opts.out`` when ``resume``); returns an exit code."""
+    rank, world, local_rank = _dist_env()
+    distributed = world > 1
+    device = resolve_device(opts.device, local_rank, world)
+    if distributed:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    try:
+        return _run(opts, resume=resume, rank=rank, world=world, device=device)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> int:
+    main = rank == 0
+    run_dir = Path(opts.out)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    if not resume and (run_dir / checkpoint.CHECKPOINT_JSON).exists():
+        raise ValueError(f"colorgan-train: {str(run_dir)!r} already holds a checkpoint; resume it with --resume {run_dir} or pick another --out")
+    validate(opts)
+
+    torch.manual_seed(opts.seed)  # identical initial weights on every rank
+    train_set, val_set = build_datasets(opts.data, image_size=opts.image_size, val_fraction=opts.val_fraction,
+                                        frames_per_video=opts.frames_per_video, show_progress=main)
+    setup = build_setup(opts, device)
+    step, best = 0, {"best_val_l1": None, "best_step": None}
+    if resume:
+        record = checkpoint.load(run_dir, nets=setup.nets, optimizers=setup.optimizers)
+        step = int(record["step"])
+        best = {"best_val_l1": record.get("best_val_l1"), "best_step": record.get("best_step")}
+        # Options may have changed on resume (e.g. a longer --steps): the optimisers follow them.
+        for opt, betas in ((setup.opt_g_pre, opts.pretrain_betas), (setup.opt_g, opts.g_betas), (setup.opt_d, opts.d_betas)):
+            for grp in opt.param_groups:
+                grp["betas"] = tuple(betas)
+        if main:
+            log(f"resumed {run_dir} at step {step} (phase {record['phase']}); training to step {opts.steps}")
+    if rank > 0 or not resume:
+        torch.manual_seed(opts.seed * 1000 + 7919 * rank + step)  # per-rank augmentation stream
+    if distributed := world > 1:
+        setup.wrap_ddp([device.index] if device.type == "cuda" else None)
+    setup.train()
+
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "options.json", lambda tmp: Path(tmp).write_text(opts.to_json()))
+        sk = dict(train_set.skipped)
+        log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
+        log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} L1 pretraining), "
+            f"batch {opts.batch_size}{f' x {world} processes' if distributed else ''}, {opts.image_size}px, device {device}"
+            + (", bf16 autocast" if opts.amp else ""))
+    if step >= opts.steps:
+        if main:
+            log(f"already at step {step} >= --steps {opts.steps}; nothing to do (give a larger --steps to extend)")
+        return EXIT_OK
+
+    sampler = StepSampler(train_set, rank=rank, world=world, seed=opts.seed, start=step * opts.batch_size)
+    loader = DataLoader(train_set, batch_size=opts.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=opts.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=opts.num_workers > 0)
+
+    writer = None
+    history: list[dict[str, Any]] = []
+    if main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
+        history = _load_history(run_dir, step) if resume else []
+        hist_text = "".join(json.dumps(r) + "\n" for r in history)
+        atomic_write(run_dir / "history.jsonl", lambda tmp: Path(tmp).write_text(hist_text))
+
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):  # finish the current step, save, exit; a second signal aborts at once
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        if main:
+            log(f"got {signal.Signals(signum).name}: saving a checkpoint after this step (again to abort)")
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    from tqdm import tqdm
+
+    pbar = tqdm(total=opts.steps, initial=step, disable=not main, file=sys.stderr, unit="step", dynamic_ncols=True)
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    t_log, steps_since_log = time.perf_counter(), 0
+    last_saved = step if resume else -1
+
+    def save(at_step: int) -> None:
+        nonlocal last_saved
+        if main:
+            checkpoint.save(run_dir, step=at_step, phase=setup.phase(at_step), opts=opts, nets=setup.nets,
+                            optimizers=setup.optimizers, generator=setup.generator, extra=best)
+        last_saved = at_step
+
+    def validate_now(at_step: int) -> None:
+        metrics, grid = validate_and_grid(setup, val_set, opts, device)
+        if grid is not None:
+            write_grid(run_dir, at_step, grid)
+            writer.add_image("val/gray_predicted_truth", grid, at_step)
+        if metrics:
+            for k, v in metrics.items():
+                writer.add_scalar(f"val/{k[4:]}", v, at_step)
+            rec = {"step": at_step, **metrics}
+            history.append(rec)
+            with open(run_dir / "history.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            pbar.write(f"colorgan-train: step {at_step}: validation ab L1 {metrics['val_l1']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
+            if best["best_val_l1"] is None or metrics["val_l1"] < best["best_val_l1"]:
+                best.update(best_val_l1=metrics["val_l1"], best_step=at_step)
+                save_generator(run_dir / "generator-best.safetensors", setup.generator, checkpoint.model_config(opts))
+        plot_losses(run_dir, history, opts.pretrain_steps)
+
+    code = EXIT_OK
+    try:
+        for batch in loader:
+            phase = setup.phase(step)
+            setup.set_input(batch)
+            losses = setup.optimize_parameters(step)
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if distributed:
+                import torch.distributed as dist
+
+                flag = torch.tensor([float(bool(bad)), float(stop["signal"] is not None)], device=device)
+                dist.all_reduce(flag)
+                if flag[0] > 0 and not bad:
+                    bad = ["(on another rank)"]
+                if flag[1] > 0 and stop["signal"] is None:
+                    stop["signal"] = signal.SIGTERM
+            if bad:
+                raise NonFiniteLoss(f"non-finite loss {', '.join(f'{k}={losses.get(k)}' for k in bad)} at step {step} ({phase} phase)")
+            step += 1
+            steps_since_log += 1
+            for k, v in losses.items():
+                sums[k] += v
+                counts[k] += 1
+            if main:
+                pbar.update(1)
+                pbar.set_postfix({"phase": phase[:3], **{k: f"{v:.3f}" for k, v in losses.items()}}, refresh=False)
+                if step % opts.log_every == 0 or step == opts.steps:
+                    dt = time.perf_counter() - t_log
+                    rec = {"step": step, **{k: sums[k] / counts[k] for k in sums}}
+                    rec["lr_g"] = lr_at(step - 1, opts.pretrain_lr if phase == "pretrain" else opts.g_lr, opts, phase)
+                    rec["images_per_s"] = steps_since_log * opts.batch_size * world / max(dt, 1e-9)
+                    for k, v in rec.items():
+                        if k != "step":
+                            writer.add_scalar(("loss/" if k[:2] in ("g_", "d_") else "train/") + k, v, step)
+                    history.append(rec)
+                    with open(run_dir / "history.jsonl", "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                    sums.clear(), counts.clear()
+                    t_log, steps_since_log = time.perf_counter(), 0
+            at_checkpoint = step % opts.checkpoint_every == 0 or step == opts.steps or step == opts.pretrain_steps
+            val_due = (step % opts.val_every == 0) if opts.val_every else at_checkpoint
+            if main and (val_due or step == opts.steps):
+                validate_now(step)
+            if at_checkpoint:
+                save(step)
+                if main and step == opts.pretrain_steps:
+                    save_generator(run_dir / "generator-pretrained.safetensors", setup.generator, checkpoint.model_config(opts))
+            if stop["signal"] is not None:
+                if last_saved != step:
+                    save(step)
+                if main:
+                    pbar.write(f"colorgan-train: stopped at step {step}; checkpoint saved; resume with --resume {run_dir}")
+                code = EXIT_INTERRUPTED
+                break
+            if step >= opts.steps:
+                break
+    except NonFiniteLoss as e:
+        if main:
+            pbar.write(f"colorgan-train: ERROR: {e}. Stopping; the last good checkpoint "
+                       f"(step {last_saved if last_saved >= 0 else 'none'}) is kept untouched. Try a lower learning rate, "
+                       f"--no-amp, or check the data.")
+        code = EXIT_NONFINITE
+    except KeyboardInterrupt:
+        if main:
+            pbar.write("colorgan-train: aborted by a second interrupt; no checkpoint written for the current step")
+        code = EXIT_INTERRUPTED
+    finally:
+        pbar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if writer is not None:
+            writer.close()
+    if main and code == EXIT_OK:
+        b = f"; best validation ab L1 {best['best_val_l1']:.4f} at step {best['best_step']}" if best["best_val_l1"] is not None else ""
+        log(f"done: step {step}; generator at {run_dir / 'generator.safetensors'}{b}")
+    return code
