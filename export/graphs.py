@@ -1,0 +1,120 @@
+"""The modules that get traced into ONNX: one per interface, built around a generator.
+
+* :class:`NativeGraph` - ``l`` = L_norm (N, 1, H, W) -> ``ab`` = ab_norm (N, 2, H, W). H and W must be
+  multiples of the architecture's ``size_multiple``; the caller (vs_colorgan's ORT backend) resizes.
+* :class:`VsmlrtGraph` - ``gray`` in [0, 1] (1, 1, H, W) -> ``rgb`` sRGB in [0, 1] (1, 3, H, W), any H
+  and W: the whole per-frame pipeline of the filter in one graph, so that vs-mlrt's
+  ``core.ort.Model(clip, network_path=...)`` runs it on a GRAYS clip and returns RGBS.
+
+Colour maths comes from :mod:`vs_colorgan.color` (one source of truth); these modules only trace it.
+
+Both take an optional half-precision core (``fp16=True``): the generator runs in float16 while the
+graph's inputs and outputs stay float32 (vs-mlrt refuses any other IO type, "expects network IO
+with type fp32", vsort/vs_onnxruntime.cpp) and the colour and size arithmetic stays float32
+(``1080 * 256`` overflows float16).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vs_colorgan.color import gray_to_l, merge_lab, normalize_l
+from vs_colorgan.model_io import ModelConfig
+
+
+class _Core(nn.Module):
+    """The generator, optionally in float16 behind float32 casts."""
+
+    def __init__(self, model: nn.Module, *, fp16: bool) -> None:
+        super().__init__()
+        self.fp16 = fp16
+        self.model = model.eval().half() if fp16 else model.eval().float()
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        if self.fp16:
+            return self.model(l_norm.half()).float()
+        return self.model(l_norm)
+
+
+class NativeGraph(nn.Module):
+    """L_norm (N, 1, H, W) -> ab_norm (N, 2, H, W); what vs_colorgan's ORT backend feeds."""
+
+    input_names = ("l",)
+    output_names = ("ab",)
+
+    def __init__(self, model: nn.Module, *, fp16: bool = False) -> None:
+        super().__init__()
+        self.core = _Core(model, fp16=fp16)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.core(l_norm)
+
+
+def render_dims(height: torch.Tensor, width: torch.Tensor, render_size: int, multiple: int) -> torch.Tensor:
+    """Network input size (float tensor [h, w]) for a frame of ``height`` x ``width`` (0-d float tensors).
+
+    The short side becomes ``render_size``, the long side keeps the aspect ratio, and both are
+    rounded to the nearest multiple of ``multiple`` (at least one multiple). Written in tensor ops so
+    it traces into the graph (Shape -> Div -> Round -> Mul) instead of freezing one clip's size.
+    """
+    hw = torch.stack([height, width])
+    scale = render_size / torch.minimum(height, width)
+    return torch.clamp(torch.round(hw * scale / multiple), min=1.0) * multiple
+
+
+def resample_matrix(n_in: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in) weights of a triangle (bilinear) filter, widened by the ratio when shrinking.
+
+    Sample centres are aligned as in ``align_corners=False`` / ONNX ``half_pixel``. Shrinking widens
+    the triangle to ``n_in / n_out`` input pixels (an anti-aliased bilinear, as zimg's and PIL's
+    resizers do), so a 1080p frame going to 256 lines does not alias. Enlarging keeps the one-pixel
+    triangle: the normalised rows then equal ``F.interpolate(mode="bilinear")`` exactly, edges
+    included (the only in-range tap gets weight 1, as with clamped coordinates).
+    Written as a matrix so it needs only opset-13 ops (Range, Abs, Relu, ReduceSum, MatMul): ONNX
+    ``Resize`` has no anti-aliasing before opset 18, and the default opset is 17.
+    """
+    scale = n_in / n_out
+    support = torch.clamp(scale, min=1.0)
+    centre = (torch.arange(n_out.to(torch.int64), dtype=torch.float32) + 0.5) * scale - 0.5
+    src = torch.arange(n_in.to(torch.int64), dtype=torch.float32)
+    w = torch.relu(1.0 - (src.unsqueeze(0) - centre.unsqueeze(1)).abs() / support)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def resize(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Resize (N, C, H, W) with the (H', H) and (W', W) matrices of :func:`resample_matrix`."""
+    return rows @ x @ cols.transpose(0, 1)
+
+
+class VsmlrtGraph(nn.Module):
+    """Gray in [0, 1] (1, 1, H, W) -> sRGB in [0, 1] (1, 3, H, W), any H and W.
+
+    Per frame, as vs_colorgan.colorize does it: L* of the gray (``gray_to_l``), shrink to the render
+    size (short side ``render_size``, sides multiples of ``size_multiple``), predict ab, enlarge ab
+    bilinearly to the frame, and convert full-resolution L with the enlarged ab to sRGB
+    (``merge_lab``). The output's height and width are those of the input *by broadcasting* with
+    the full-resolution L, which is what lets ONNX shape inference (run by vs-mlrt after it fixes
+    the input shape, common/onnx_utils.cpp) find a static output shape for its frame buffers.
+    """
+
+    input_names = ("gray",)
+    output_names = ("rgb",)
+
+    def __init__(self, model: nn.Module, config: ModelConfig, *, fp16: bool = False, render_size: int | None = None) -> None:
+        super().__init__()
+        self.core = _Core(model, fp16=fp16)
+        self.render_size = int(render_size if render_size is not None else config.render_size)
+        self.multiple = config.size_multiple
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        shape = torch._shape_as_tensor(gray).to(torch.float32)
+        height, width = shape[2], shape[3]
+        small = render_dims(height, width, self.render_size, self.multiple)
+        l_full = normalize_l(gray_to_l(gray))
+        down_rows, down_cols = resample_matrix(height, small[0]), resample_matrix(width, small[1])
+        ab_small = self.core(resize(l_full, down_rows, down_cols))
+        # Enlarging needs no anti-aliasing: a plain bilinear Resize, sized from the input's shape
+        # (traced as Shape -> Slice -> Resize), 6x cheaper in ORT than the two matrix products.
+        ab = F.interpolate(ab_small, size=l_full.shape[-2:], mode="bilinear", align_corners=False)
+        return merge_lab(l_full, ab)
