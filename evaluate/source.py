@@ -33,10 +33,10 @@ class Source:
     path: Path
 
 
-def default_matrix(height: int) -> int:
-    """BT.709 (1) for HD (720 lines and up), SMPTE 170M (6) below: the usual convention when a file
-    does not say (as zimg/mpv assume)."""
-    return 1 if height >= 720 else 6
+def default_matrix(width: int, height: int) -> int:
+    """SMPTE 170M (6) for SD (width <= 1024 and height <= 576), BT.709 (1) above: the rule of
+    vs-tools and mpv, and the filter's own default for untagged clips (docs/filter.md)."""
+    return 6 if width <= 1024 and height <= 576 else 1
 
 
 def _natural_key(path: Path) -> list:
@@ -113,12 +113,12 @@ def open_source(path: str | Path, *, frames: int | None = None, size: tuple[int,
             raise vs.Error(f"colorgan-eval: --frames must be at least 1, not {frames}")
         clip = clip[: min(frames, clip.num_frames)]
     if clip.format.color_family == vs.RGB:
-        matrix = default_matrix(clip.height)
+        matrix = default_matrix(clip.width, clip.height)
         clip = core.std.SetFrameProps(clip, _Matrix=MATRIX_RGB)
     else:
         matrix = clip.get_frame(0).props.get("_Matrix", MATRIX_UNSPECIFIED)
         if matrix in (MATRIX_UNSPECIFIED, MATRIX_RGB):
-            matrix = default_matrix(clip.height)
+            matrix = default_matrix(clip.width, clip.height)
         clip = core.std.SetFrameProps(clip, _Matrix=matrix)
     return Source(clip=clip, matrix=int(matrix), kind=kind, path=path)
 
