@@ -1,0 +1,258 @@
+"""``vs_colorgan.colorize``: the VapourSynth filter. Validation, graph wiring and the per-frame callback;
+the colour path itself lives in :mod:`vs_colorgan.pipeline` (VapourSynth-free, one method per stage).
+
+Graph (YUV input; GRAY is first made YUV444 by sharing its plane, RGB is converted to YUV444PS and back)::
+
+    clip ──ShufflePlanes(Y)──resize.Bicubic(render size, GRAYS)──┬─ shifted by 0 .. r frames ─┐
+      └───────────────────────────────────────────────────────────┴──> ModifyFrame(callback) ──> out
+
+The callback gets frame ``n`` of the clip and the render-size luma of frames ``n, n-1, ..., n-r`` (the first
+frame repeated before the start), finds the scene cut in that window, infers the missing predictions
+(cached, each frame once in a sequential render), blends them, upsamples the chroma guided by the
+full-size luma and writes Cb and Cr into a copy of the source frame, whose Y plane is left untouched.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from .errors import ColorizeError
+from .formats import check_matrix, resolve_colorimetry
+from .model_io import ModelFileError, read_config
+from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer, RenderLuma, render_shape
+from .backends import choose_backend, load_runner
+from .temporal import PredictionCache
+
+__all__ = ["colorize"]
+
+FUNC = "vs_colorgan.colorize"
+MIN_SIDE = 16
+MAX_TEMPORAL_RADIUS = 16
+MAX_UPSAMPLE_RADIUS = 8
+log = logging.getLogger("vs_colorgan")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def check_clip(clip: Any) -> None:
+    """Raise :class:`ColorizeError` unless ``clip`` is a constant-format, constant-size clip we can colour."""
+    if not isinstance(clip, vs.VideoNode):
+        raise ColorizeError(f"\"clip\" must be a vs.VideoNode (a video clip), not {type(clip).__name__}")
+    fmt = clip.format
+    if fmt is None or fmt.id == 0 or fmt.color_family == vs.UNDEFINED:
+        raise ColorizeError("\"clip\" must have a constant format, not a variable one; convert it first, "
+                            "e.g. core.resize.Bicubic(clip, format=vs.YUV420P8)")
+    if clip.width == 0 or clip.height == 0:
+        raise ColorizeError("\"clip\" must have a constant frame size, not a variable one; resize it first")
+    if fmt.color_family not in (vs.GRAY, vs.YUV, vs.RGB):
+        raise ColorizeError(f"\"clip\" must be GRAY, YUV or RGB, not {fmt.name}")
+    integer_ok = fmt.sample_type == vs.INTEGER and 8 <= fmt.bits_per_sample <= 16
+    float_ok = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 32
+    if not (integer_ok or float_ok):
+        kind = "half float" if fmt.sample_type == vs.FLOAT else f"{fmt.bits_per_sample}-bit integer"
+        raise ColorizeError(f"\"clip\" must have 8 to 16-bit integer or 32-bit float samples, not {fmt.name} ({kind})")
+    if clip.width < MIN_SIDE or clip.height < MIN_SIDE:
+        raise ColorizeError(f"\"clip\" must be at least {MIN_SIDE}x{MIN_SIDE} pixels, not {clip.width}x{clip.height}")
+
+
+def check_options(*, temporal_radius: Any, temporal_sigma: Any, scene_threshold: Any, upsample_radius: Any,
+                  upsample_eps: Any, matrix: Any, render_size: Any) -> ColorOptions:
+    """Validate the colour-path options (render_size only for its type; its range needs the model)."""
+    if not _is_int(temporal_radius) or not 0 <= temporal_radius <= MAX_TEMPORAL_RADIUS:
+        raise ColorizeError(f"\"temporal_radius\" must be an integer between 0 and {MAX_TEMPORAL_RADIUS}, not {temporal_radius!r}")
+    if not _is_real(temporal_sigma) or not 0 < temporal_sigma < math.inf:
+        raise ColorizeError(f"\"temporal_sigma\" must be a positive number (L* units), not {temporal_sigma!r}")
+    if not _is_real(scene_threshold) or not scene_threshold > 0:
+        raise ColorizeError(f"\"scene_threshold\" must be a positive number (mean |delta L*|; math.inf disables "
+                            f"detection), not {scene_threshold!r}")
+    if not _is_int(upsample_radius) or not 0 <= upsample_radius <= MAX_UPSAMPLE_RADIUS:
+        raise ColorizeError(f"\"upsample_radius\" must be an integer between 0 and {MAX_UPSAMPLE_RADIUS}, not {upsample_radius!r}")
+    if not _is_real(upsample_eps) or not 0 < upsample_eps < math.inf:
+        raise ColorizeError(f"\"upsample_eps\" must be a positive number, not {upsample_eps!r}")
+    if matrix is not None:
+        check_matrix(matrix, "\"matrix\"")
+    if render_size is not None and not _is_int(render_size):
+        raise ColorizeError(f"\"render_size\" must be an integer or None, not {render_size!r}")
+    return ColorOptions(temporal_radius=temporal_radius, temporal_sigma=float(temporal_sigma),
+                        scene_threshold=float(scene_threshold), upsample_radius=upsample_radius,
+                        upsample_eps=float(upsample_eps))
+
+
+def check_render_size(render_size: int, multiple: int) -> None:
+    if render_size % multiple or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
+        raise ColorizeError(f"\"render_size\" must be a multiple of {multiple} (the model's size multiple) "
+                            f"between {MIN_RENDER_SIZE} and {MAX_RENDER_SIZE}, not {render_size}")
+
+
+def _cut_flag(newer: vs.VideoFrame, older: vs.VideoFrame) -> bool | None:
+    """Cut between ``older`` and ``newer`` according to their properties, or None when they say nothing."""
+    flags = []
+    if "_SceneChangePrev" in newer.props:
+        flags.append(bool(newer.props["_SceneChangePrev"]))
+    if "_SceneChangeNext" in older.props:
+        flags.append(bool(older.props["_SceneChangeNext"]))
+    return any(flags) if flags else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PlaneFormat:
+    bits: int
+    is_float: bool
+    subsampling_w: int
+    subsampling_h: int
+    width: int
+    height: int
+
+
+class FrameProcessor:
+    """The ``ModifyFrame`` callback: one per ``colorize`` call, holding its caches."""
+
+    def __init__(self, colorizer: Colorizer, plane: _PlaneFormat, *, fallback_matrix: int | None, cache_size: int) -> None:
+        self.colorizer = colorizer
+        self.plane = plane
+        self.fallback_matrix = fallback_matrix
+        self.radius = colorizer.options.temporal_radius
+        self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
+        self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
+
+    @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        try:
+            return self.process(n, f[0], f[1:])
+        except Exception as e:  # surface as this frame's error, never kill the host
+            log.debug("frame %d failed", n, exc_info=True)
+            message = str(e) if isinstance(e, (ColorizeError, vs.Error)) else f"{type(e).__name__}: {e}"
+            raise vs.Error(f"{FUNC}: frame {n}: {message}") from e
+
+    def process(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
+        c, p = self.colorizer, self.plane
+        count = min(self.radius, n) + 1  # window[k] is frame n - k for k < count
+        # stage 1: render-size luma -> Y', L_norm (cached per frame number)
+        lumas = [self.lumas.get_or_compute(n - k, lambda k=k: c.preprocess(np.asarray(window[k][0])))
+                 for k in range(count)]
+        l_window = [r.l_norm for r in lumas]
+        length = c.window_length(l_window, [_cut_flag(window[k], window[k + 1]) for k in range(count - 1)])
+        # stage 2: the predictions of the frames of this scene, each inferred once
+        ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.infer(l_window[k])) for k in range(length)]
+        # stage 3: temporal combination
+        ab = c.combine(ab_window, l_window)
+        # stage 4: guided upsampling, recombination with the source luma, quantisation
+        props = frame.props
+        cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
+                                 fallback_matrix=self.fallback_matrix)
+        guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
+                             subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
+                             chroma_location=int(props.get("_ChromaLocation", 0)))
+        cb, cr = c.postprocess(lumas[0], ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                               is_float=p.is_float)
+        out = frame.copy()  # shares the Y plane: it stays bit-exact
+        np.copyto(np.asarray(out[1]), cb)
+        np.copyto(np.asarray(out[2]), cr)
+        out.props.update(cm.output_props())
+        return out
+
+
+def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix: int | None = None
+          ) -> tuple[vs.VideoNode, FrameProcessor]:
+    """Wire ``colorizer`` into a graph on a validated ``clip``; returns the output and its callback object."""
+    core = vs.core
+    fmt = clip.format
+    if fmt.color_family == vs.RGB:
+        # RGB: to YUV444 float with BT.709 (or `matrix`), colour it, back to the input format at the end
+        work = core.resize.Point(clip, format=vs.YUV444PS, matrix=matrix or 1)
+    elif fmt.color_family == vs.GRAY:
+        # GRAY -> YUV444 of the same depth; its Y plane is the input plane, shared, not copied
+        work = core.std.ShufflePlanes([clip, clip, clip], [0, 0, 0], vs.YUV)
+    else:
+        work = clip
+    wfmt = work.format
+    luma = core.std.ShufflePlanes(work, 0, vs.GRAY)
+    rw, rh = render_shape(clip.width, clip.height, render_size, colorizer.config.size_multiple)
+    # zimg reads _Range/_ColorRange (default limited) and writes Y' in [0, 1]
+    small = core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)
+    radius = colorizer.options.temporal_radius
+    num = clip.num_frames
+    shifted = [small] + [(small[0] * k + small)[:num] if k < num else small[0] * num for k in range(1, radius + 1)]
+    plane = _PlaneFormat(bits=wfmt.bits_per_sample, is_float=wfmt.sample_type == vs.FLOAT,
+                         subsampling_w=wfmt.subsampling_w, subsampling_h=wfmt.subsampling_h,
+                         width=clip.width, height=clip.height)
+    cache_size = radius + 1 + 2 * core.num_threads + 2  # frames in flight + the window: each inferred once
+    processor = FrameProcessor(colorizer, plane, fallback_matrix=matrix, cache_size=cache_size)
+    out = core.std.ModifyFrame(work, [work, *shifted], processor)
+    if fmt.color_family == vs.RGB:
+        out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix
+    log.info("%s: %dx%d %s, render %dx%d, temporal_radius %d", FUNC, clip.width, clip.height, fmt.name, rw, rh, radius)
+    return out, processor
+
+
+def colorize(
+    clip: vs.VideoNode,
+    *,
+    model: str | os.PathLike | None = None,
+    backend: Literal["auto", "torch", "ort"] = "auto",
+    device: str = "auto",
+    render_size: int | None = None,
+    temporal_radius: int = 3,
+    temporal_sigma: float = 3.0,
+    scene_threshold: float = 10.0,
+    upsample_radius: int = 2,
+    upsample_eps: float = 1e-3,
+    matrix: int | None = None,
+    fp16: bool = False,
+    num_streams: int = 1,
+    tensorrt: bool = False,
+) -> vs.VideoNode:
+    """Colourize a black-and-white clip: new chroma predicted by a GAN generator, the luma kept bit for bit.
+
+    >>> out = vs_colorgan.colorize(core.bs.VideoSource("film.mkv"), model="generator.safetensors")
+
+    :param clip: GRAY, YUV (any subsampling) or RGB; 8-16 bit integer or 32-bit float; at least 16x16.
+        YUV -> same format, Y plane untouched; GRAY -> YUV444 of the same depth; RGB -> RGB.
+    :param model: ``.safetensors`` (torch backend) or ``.onnx`` (ort backend) generator file; a file of the
+        other kind with the same stem next to it is used when the backend needs it. None: the bundled model.
+    :param backend: "torch", "ort" (ONNX Runtime) or "auto" (CUDA torch, else ORT when an .onnx exists, else torch).
+    :param device: "auto", "cpu", "cuda" or "cuda:N".
+    :param render_size: short side the generator runs at (multiple of the model's size multiple, 64-2048);
+        None: the size the model was trained for.
+    :param temporal_radius: blend the predictions of up to this many previous frames of the same scene (0: off).
+    :param temporal_sigma: luma difference (L*) at which a previous frame's per-pixel weight falls to 1/e.
+    :param scene_threshold: mean absolute L* difference between consecutive frames that counts as a cut,
+        used when frames carry no ``_SceneChangePrev``/``_SceneChangeNext`` (math.inf: never).
+    :param upsample_radius: guided-filter radius in render-size pixels (0: bilinear-like, no smoothing).
+    :param upsample_eps: guided-filter regulariser; smaller follows luma edges more closely.
+    :param matrix: YCbCr matrix (1, 4, 5, 6, 7, 9) for frames whose ``_Matrix`` is missing or unspecified,
+        and for RGB input; None: BT.709 for HD, SMPTE 170M for SD (RGB: BT.709).
+    :param fp16: half precision (CUDA only; with ORT it needs tensorrt=True).
+    :param num_streams: concurrent inferences (CUDA: one stream each).
+    :param tensorrt: ORT on CUDA: use the TensorRT provider (engines cached on disk).
+    """
+    try:
+        check_clip(clip)
+        options = check_options(temporal_radius=temporal_radius, temporal_sigma=temporal_sigma,
+                                scene_threshold=scene_threshold, upsample_radius=upsample_radius,
+                                upsample_eps=upsample_eps, matrix=matrix, render_size=render_size)
+        settings, path = choose_backend(model=model, backend=backend, device=device, fp16=fp16,
+                                        num_streams=num_streams, tensorrt=tensorrt)
+        config = read_config(path)
+        size = config.render_size if render_size is None else render_size
+        check_render_size(size, config.size_multiple)
+        colorizer = Colorizer(load_runner(settings, path), options)
+        out, _ = build(clip, colorizer, render_size=size, matrix=matrix)
+        return out
+    except ColorizeError as e:
+        raise vs.Error(f"{FUNC}: {e}") from None
+    except ModelFileError as e:
+        raise vs.Error(f"{FUNC}: \"model\" is not a usable generator file: {e}") from None

@@ -1,0 +1,138 @@
+"""Frame properties and sample formats: which matrix and range a frame is coded in, and the conversion
+between plane samples and normalised values (Y' in [0, 1], Cb/Cr in [-0.5, 0.5]).
+
+Quantisation follows ITU-R BT.601-7 / BT.709-6 section 4 (limited range: Y' = 219 Y + 16, C = 224 C + 128,
+times 2^(bits-8)) and ITU-T H.273 (full range: Y' = (2^bits - 1) Y, C = (2^bits - 1) C + 2^(bits-1));
+these are also zimg's (``core.resize``) conventions, so values we compute agree with what ``core.resize``
+does to the same frame. Float planes are always full scale (VapourSynth's convention).
+
+Property names are VapourSynth's: ``_Matrix``, ``_Transfer``, ``_Primaries`` hold ITU-T H.273 code points.
+VapourSynth R81 renamed ``_ColorRange`` (0 = full, 1 = limited) to ``_Range`` (1 = full, 0 = limited, as
+``core.resize``'s ``range`` argument); setting the old name stores the new one, so only ``_Range`` is read
+and written.
+
+Defaults when a frame says nothing (documented in docs/filter.md):
+
+* ``_Matrix`` missing or 2 (unspecified): the ``matrix=`` option if given, else BT.709 (1) for HD and
+  SMPTE 170M (6) for SD (width <= 1024 and height <= 576), the rule vs-tools and mpv use.
+* ``_Range`` missing: limited for integer YUV and GRAY, full for float (always).
+* ``_Transfer`` / ``_Primaries`` missing or unspecified: the usual companions of the matrix in use
+  (:data:`MATRIX_COMPANIONS`), written on the output so players get a fully tagged clip.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .color import MATRIX_COEFFICIENTS
+from .errors import ColorizeError
+
+UNSPECIFIED = 2
+MATRIX_NAMES = {0: "RGB", 1: "BT.709", 2: "unspecified", 4: "FCC", 5: "BT.470BG", 6: "SMPTE 170M",
+                7: "SMPTE 240M", 8: "YCgCo", 9: "BT.2020 NCL", 10: "BT.2020 CL", 11: "SMPTE 2085",
+                12: "chromaticity-derived NCL", 13: "chromaticity-derived CL", 14: "ICtCp"}
+# matrix -> (_Transfer, _Primaries) written when the input leaves them unspecified (ITU-T H.273 code points).
+MATRIX_COMPANIONS: dict[int, tuple[int, int]] = {1: (1, 1), 4: (6, 4), 5: (6, 5), 6: (6, 6), 7: (7, 7), 9: (14, 9)}
+
+
+def default_matrix(width: int, height: int) -> int:
+    """BT.709 for HD, SMPTE 170M for SD (width <= 1024 and height <= 576)."""
+    return 6 if width <= 1024 and height <= 576 else 1
+
+
+def supported_matrices() -> str:
+    return ", ".join(f"{m} ({MATRIX_NAMES[m]})" for m in sorted(MATRIX_COEFFICIENTS))
+
+
+def check_matrix(matrix: int, what: str) -> int:
+    if isinstance(matrix, bool) or not isinstance(matrix, int) or matrix not in MATRIX_COEFFICIENTS:
+        name = f" ({MATRIX_NAMES[matrix]})" if isinstance(matrix, int) and matrix in MATRIX_NAMES else ""
+        raise ColorizeError(f"{what} must be one of {supported_matrices()}, not {matrix!r}{name}")
+    return matrix
+
+
+def frame_range_is_full(props: Mapping[str, Any], is_float: bool) -> bool:
+    """True for full range. Float is always full; integer: ``_Range`` (1 = full), limited when missing."""
+    if is_float:
+        return True
+    return int(props.get("_Range", 0)) == 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameColorimetry:
+    """How one frame is coded: what the callback needs to quantise and what it writes back."""
+
+    matrix: int
+    full_range: bool
+    transfer: int
+    primaries: int
+
+    @property
+    def kr_kb(self) -> tuple[float, float]:
+        return MATRIX_COEFFICIENTS[self.matrix]
+
+    def output_props(self) -> dict[str, int]:
+        return {"_Matrix": self.matrix, "_Range": int(self.full_range), "_Transfer": self.transfer,
+                "_Primaries": self.primaries}
+
+
+def resolve_colorimetry(props: Mapping[str, Any], *, width: int, height: int, is_float: bool,
+                        fallback_matrix: int | None = None) -> FrameColorimetry:
+    """Read (and default) a YUV or GRAY frame's colorimetry. Raises :class:`ColorizeError` for matrices
+    the colour path cannot use (RGB-as-YUV, YCgCo, constant-luminance, ICtCp ...)."""
+    matrix = int(props.get("_Matrix", UNSPECIFIED))
+    if matrix == UNSPECIFIED:
+        matrix = fallback_matrix if fallback_matrix is not None else default_matrix(width, height)
+    if matrix not in MATRIX_COEFFICIENTS:
+        raise ColorizeError(
+            f"frame property _Matrix must be one of {supported_matrices()} or 2 (unspecified), not {matrix} "
+            f"({MATRIX_NAMES.get(matrix, 'unknown')}); set it with core.std.SetFrameProps(clip, _Matrix=...)"
+        )
+    companion = MATRIX_COMPANIONS[matrix]
+    transfer = int(props.get("_Transfer", UNSPECIFIED))
+    primaries = int(props.get("_Primaries", UNSPECIFIED))
+    return FrameColorimetry(
+        matrix=matrix,
+        full_range=frame_range_is_full(props, is_float),
+        transfer=companion[0] if transfer == UNSPECIFIED else transfer,
+        primaries=companion[1] if primaries == UNSPECIFIED else primaries,
+    )
+
+
+def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Luma samples (H, W) of any VapourSynth sample type -> float32 Y' in [0, 1] (not clipped), (1, 1, H, W)."""
+    if isinstance(plane, np.ndarray):
+        # astype copies (frames are read-only and strided); uint16 has no torch arithmetic, int32 does
+        plane = torch.from_numpy(plane.astype(np.float32 if is_float or bits <= 8 else np.int32))
+    y = plane.to(device=device, dtype=torch.float32)[None, None]
+    if is_float:
+        return y
+    if full_range:
+        return y * (1.0 / ((1 << bits) - 1))
+    s = float(1 << (bits - 8))
+    return (y - 16.0 * s) * (1.0 / (219.0 * s))
+
+
+def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> np.ndarray:
+    """Cb or Cr in [-0.5, 0.5] (clipped here), (H, W) -> a numpy plane of the frame's sample type.
+
+    Rounds half up (floor(x + 0.5)), as zimg does without dithering.
+    """
+    c = c.clamp(-0.5, 0.5)
+    if is_float:
+        return c.to(dtype=torch.float32).cpu().numpy()
+    if full_range:
+        code = c * float((1 << bits) - 1) + float(1 << (bits - 1))
+    else:
+        s = float(1 << (bits - 8))
+        code = c * (224.0 * s) + 128.0 * s
+    code = torch.floor(code + 0.5).clamp_(0.0, float((1 << bits) - 1))
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    if bits <= 8:
+        return code.to(torch.uint8).cpu().numpy()
+    return code.to(torch.int32).cpu().numpy().astype(dtype)

@@ -1,0 +1,136 @@
+"""The colour path as plain functions on arrays, free of VapourSynth: the four stages the filter runs per frame.
+
+1. :meth:`Colorizer.preprocess` - render-size luma (Y' in [0, 1]) -> ``L_norm``; and
+   :meth:`Colorizer.luma_guide` - a frame's luma plane -> Y' on the chroma grid (the upsampling guide).
+2. :meth:`Colorizer.infer` - ``L_norm`` -> ``ab_norm`` (the generator, see :mod:`vs_colorgan.backends`).
+3. :meth:`Colorizer.window_length` + :meth:`Colorizer.combine` - scene cuts and temporal smoothing.
+4. :meth:`Colorizer.postprocess` - (L, ab) -> sRGB -> Cb, Cr of the output matrix -> guided upsampling
+   -> quantised planes in the output sample type.
+
+Tensors are (N=1, C, H, W) float32 on :attr:`Colorizer.device` (the backend's device), so on CUDA the
+glue runs on the GPU too. Example, one frame without VapourSynth::
+
+    c = Colorizer.load("generator.safetensors", device="cpu")
+    r = c.preprocess(y_small)                      # (h, w) float32 Y' in [0, 1] at render size
+    ab = c.infer(r.l_norm)
+    guide = c.luma_guide(y_plane, bits=8, full_range=False)
+    cb, cr = c.postprocess(r, ab, guide, matrix=1, bits=8, full_range=False)   # uint8 planes
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import color
+from .backends import Runner, choose_backend, load_runner
+from .color import MATRIX_COEFFICIENTS
+from .formats import luma_to_unit, quantize_chroma
+from .temporal import combine, window_length
+from .upsample import fast_guided_upsample, luma_to_chroma_grid
+
+MIN_RENDER_SIZE = 64
+MAX_RENDER_SIZE = 2048
+
+
+def render_shape(width: int, height: int, render_size: int, multiple: int) -> tuple[int, int]:
+    """(width, height) at render size: the short side is ``render_size``, the long side keeps the aspect
+    ratio, rounded to the nearest multiple of ``multiple`` (at least one multiple)."""
+    if width <= height:
+        long = max(multiple, round(height * render_size / width / multiple) * multiple)
+        return render_size, long
+    long = max(multiple, round(width * render_size / height / multiple) * multiple)
+    return long, render_size
+
+
+@dataclass(frozen=True)
+class RenderLuma:
+    """One frame at render size: Y' in [0, 1] (the guide of the upsampling) and ``L_norm`` (the network input),
+    both (1, 1, h, w)."""
+
+    y: torch.Tensor
+    l_norm: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColorOptions:
+    """The non-backend options of the colour path (see docs/filter.md for the choice of defaults)."""
+
+    temporal_radius: int = 3  # frames before n whose predictions are blended in (0 = per-frame colour)
+    temporal_sigma: float = 3.0  # L* difference at which a neighbour's weight falls to 1/e
+    scene_threshold: float = 10.0  # mean |delta L*| between consecutive frames above which there is a cut
+    upsample_radius: int = 2  # guided-filter window radius, render-size pixels
+    upsample_eps: float = 1e-3  # guided-filter regulariser, (Y' units)^2
+
+
+class Colorizer:
+    """A loaded generator plus the options of the colour path; each stage is a method that can be timed alone."""
+
+    def __init__(self, runner: Runner, options: ColorOptions = ColorOptions()) -> None:
+        self.runner = runner
+        self.options = options
+        self.config = runner.config
+        self.device = runner.device
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, *, backend: str = "auto", device: str = "auto",
+             fp16: bool = False, num_streams: int = 1, tensorrt: bool = False,
+             options: ColorOptions = ColorOptions()) -> Colorizer:
+        """Pick a backend like ``colorize`` does and load the model (raises ColorizeError / ModelFileError)."""
+        settings, path = choose_backend(model=model, backend=backend, device=device, fp16=fp16,
+                                        num_streams=num_streams, tensorrt=tensorrt)
+        return cls(load_runner(settings, path), options)
+
+    # -- stage 1: arrays in, pre-processing -------------------------------------------------------------
+    def preprocess(self, luma_render: np.ndarray | torch.Tensor) -> RenderLuma:
+        """Render-size luma (h, w), Y' in [0, 1] (a GRAYS plane) -> Y' and ``L_norm`` (1, 1, h, w).
+
+        The gamma-encoded luma is read as the gray level of an sRGB image (what the network was trained on).
+        """
+        if isinstance(luma_render, np.ndarray):  # a copy: VapourSynth frames are read-only and strided
+            y = torch.from_numpy(np.array(luma_render, dtype=np.float32, copy=True))
+        else:
+            y = luma_render.float()
+        y = y.to(self.device).reshape(1, 1, *y.shape[-2:])
+        return RenderLuma(y, color.normalize_l(color.gray_to_l(y)))
+
+    def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
+                   is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
+                   chroma_location: int = 0) -> torch.Tensor:
+        """A frame's full-resolution luma plane (H, W) as stored -> Y' on the chroma grid (1, 1, Hc, Wc)."""
+        y = luma_to_unit(luma_plane, bits=bits, full_range=full_range, is_float=is_float, device=self.device)
+        return luma_to_chroma_grid(y, subsampling_w=subsampling_w, subsampling_h=subsampling_h,
+                                   chroma_location=chroma_location)
+
+    # -- stage 2: inference -------------------------------------------------------------------------------
+    def infer(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """``L_norm`` (1, 1, h, w) -> ``ab_norm`` (1, 2, h, w); h and w multiples of ``config.size_multiple``."""
+        return self.runner.infer(l_norm)
+
+    # -- stage 3: temporal combination -------------------------------------------------------------------
+    def window_length(self, l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | None] = ()) -> int:
+        """Frames of the window (newest first) in the current scene; see :func:`vs_colorgan.temporal.window_length`."""
+        return window_length(l_window, cut_flags, scene_threshold=self.options.scene_threshold)
+
+    def combine(self, ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Blend the predictions of the window (index 0 = current frame) by luma similarity."""
+        return combine(ab_window, l_window[: len(ab_window)], sigma=self.options.temporal_sigma)
+
+    # -- stage 4: chroma upsampling, recombination, quantisation ------------------------------------------
+    def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
+        """(L, ab) at render size -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
+        kr, kb = MATRIX_COEFFICIENTS[matrix]
+        rgb = color.merge_lab(render.l_norm, ab_norm)  # sRGB in [0, 1] at render size
+        _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
+        # guide at render size: the luma the network saw (the same signal as the full-size guide)
+        return fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y, guide,
+                                    radius=self.options.upsample_radius, eps=self.options.upsample_eps)
+
+    def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
+                    bits: int, full_range: bool, is_float: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type."""
+        cbcr = self.chroma(render, ab_norm, guide, matrix=matrix)
+        return tuple(quantize_chroma(cbcr[0, i], bits=bits, full_range=full_range, is_float=is_float) for i in (0, 1))

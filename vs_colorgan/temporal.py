@@ -1,0 +1,117 @@
+"""Temporal smoothing: a bounded cache of per-frame predictions, scene cuts, and the weighted combination.
+
+Per-frame colourization flickers: the generator's answer for a static object changes a little with the
+noise of each frame. Frame ``n``'s chroma is therefore the weighted mean of the predictions for frames
+``max(scene_start, n - radius) ... n``, with per-pixel weights ``exp(-|L_k - L_n| / sigma)`` (L* units,
+at render size): where the picture is unchanged the predictions are averaged, where something moved or
+changed the weight falls towards zero and the pixel keeps frame ``n``'s own prediction. This is the
+range kernel of a bilateral filter (Tomasi & Manduchi 1998) applied along time, on a causal window.
+
+Everything here depends only on the frames of the window, never on what was rendered before, so a frame's
+output is the same whatever order frames are requested in (see docs/filter.md, "Determinism").
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+import torch
+
+from .color import L_SCALE
+
+V = TypeVar("V")
+
+
+class PredictionCache(Generic[V]):
+    """Thread-safe LRU cache of at most ``capacity`` values, computing each missing key once.
+
+    When two threads ask for the same missing key, one computes it and the other waits for that result
+    (a sequential render with several VapourSynth threads therefore infers each frame once). A failed
+    computation is not cached; every waiter gets its exception.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, not {capacity}")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._pending: dict[Hashable, Future[V]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                self.hits += 1
+                return self._values[key]
+            future = self._pending.get(key)
+            owner = future is None
+            if owner:
+                future = self._pending[key] = Future()
+                self.misses += 1
+        if not owner:
+            return future.result()
+        try:
+            value = compute()
+        except BaseException as e:
+            with self._lock:
+                del self._pending[key]
+            future.set_exception(e)
+            raise
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+            del self._pending[key]
+        future.set_result(value)
+        return value
+
+
+def mean_abs_l_difference(l_norm_a: torch.Tensor, l_norm_b: torch.Tensor) -> float:
+    """Mean |L*_a - L*_b| over the frame, from two ``L_norm`` tensors (the scene-cut measure)."""
+    return float((l_norm_a - l_norm_b).abs().mean()) * L_SCALE
+
+
+def window_length(l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | None], *,
+                  scene_threshold: float) -> int:
+    """How many frames of the window (newest first) belong to the current frame's scene.
+
+    ``l_window[k]`` is ``L_norm`` of frame ``n - k``. ``cut_flags[k]`` says whether there is a cut between
+    frames ``n - k - 1`` and ``n - k`` according to frame properties (``_SceneChangePrev`` /
+    ``_SceneChangeNext``), or ``None`` when the frames carry no such property; then the cut is detected
+    here as a mean absolute L* difference above ``scene_threshold``. Returns a length in 1 .. len(l_window).
+    """
+    for k in range(len(l_window) - 1):
+        flag = cut_flags[k] if k < len(cut_flags) else None
+        cut = flag if flag is not None else mean_abs_l_difference(l_window[k], l_window[k + 1]) > scene_threshold
+        if cut:
+            return k + 1
+    return len(l_window)
+
+
+def combine(ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor], *, sigma: float) -> torch.Tensor:
+    """Weighted mean of predictions ``ab_window[k]`` (frame ``n - k``, index 0 = frame ``n``).
+
+    Weights are 1 for frame ``n`` and ``exp(-|L*_k - L*_n| / sigma)`` per pixel for the others
+    (``sigma`` in L* units). Terms are added in window order, so the result is reproducible bit for bit.
+    """
+    if len(ab_window) == 1:
+        return ab_window[0]
+    l_n = l_window[0]
+    num = ab_window[0].clone()
+    den = torch.ones_like(l_n)
+    scale = L_SCALE / sigma
+    for ab_k, l_k in zip(ab_window[1:], l_window[1:], strict=True):
+        w = torch.exp((l_k - l_n).abs_().mul_(-scale))
+        num.addcmul_(w, ab_k)
+        den.add_(w)
+    return num.div_(den)
