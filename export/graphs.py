@@ -58,9 +58,11 @@ def render_dims(height: torch.Tensor, width: torch.Tensor, render_size: int, mul
     rounded to the nearest multiple of ``multiple`` (at least one multiple). Written in tensor ops so
     it traces into the graph (Shape -> Div -> Round -> Mul) instead of freezing one clip's size.
     """
+    # Same operation order as the filter's ``round(side * render_size / short / multiple)``: the
+    # product is exact in float32 and a quotient that is exactly k + 0.5 stays exact, so ONNX Round
+    # (half to even, like Python's round) picks the same multiple as the filter.
     hw = torch.stack([height, width])
-    scale = render_size / torch.minimum(height, width)
-    return torch.clamp(torch.round(hw * scale / multiple), min=1.0) * multiple
+    return torch.clamp(torch.round(hw * render_size / torch.minimum(height, width) / multiple), min=1.0) * multiple
 
 
 def resample_matrix(n_in: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
@@ -90,10 +92,10 @@ def resize(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Ten
 class VsmlrtGraph(nn.Module):
     """Gray in [0, 1] (1, 1, H, W) -> sRGB in [0, 1] (1, 3, H, W), any H and W.
 
-    Per frame, as vs_colorgan.colorize does it: L* of the gray (``gray_to_l``), shrink to the render
-    size (short side ``render_size``, sides multiples of ``size_multiple``), predict ab, enlarge ab
-    bilinearly to the frame, and convert full-resolution L with the enlarged ab to sRGB
-    (``merge_lab``). The output's height and width are those of the input *by broadcasting* with
+    Per frame, as vs_colorgan.colorize does it: shrink the gray to the render size (short side
+    ``render_size``, sides multiples of ``size_multiple``), take its L* (``gray_to_l``), predict ab,
+    enlarge ab bilinearly to the frame, and convert the full-resolution L* of the gray with the
+    enlarged ab to sRGB (``merge_lab``). The output's height and width are those of the input *by broadcasting* with
     the full-resolution L, which is what lets ONNX shape inference (run by vs-mlrt after it fixes
     the input shape, common/onnx_utils.cpp) find a static output shape for its frame buffers.
     """
@@ -111,9 +113,9 @@ class VsmlrtGraph(nn.Module):
         shape = torch._shape_as_tensor(gray).to(torch.float32)
         height, width = shape[2], shape[3]
         small = render_dims(height, width, self.render_size, self.multiple)
+        gray_small = resize(gray, resample_matrix(height, small[0]), resample_matrix(width, small[1]))
+        ab_small = self.core(normalize_l(gray_to_l(gray_small)))
         l_full = normalize_l(gray_to_l(gray))
-        down_rows, down_cols = resample_matrix(height, small[0]), resample_matrix(width, small[1])
-        ab_small = self.core(resize(l_full, down_rows, down_cols))
         # Enlarging needs no anti-aliasing: a plain bilinear Resize, sized from the input's shape
         # (traced as Shape -> Slice -> Resize), 6x cheaper in ORT than the two matrix products.
         ab = F.interpolate(ab_small, size=l_full.shape[-2:], mode="bilinear", align_corners=False)
