@@ -107,6 +107,14 @@ class Setup:
             dist.broadcast(t, 0)
         self.distributed = True
 
+    def sync_buffers(self) -> None:
+        """Copy rank 0's batch-norm statistics to every rank (DDP only does it at the next forward)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            for b in list(self.generator.buffers()) + list(self.d.buffers()):
+                dist.broadcast(b, 0)
+
     def _step_d(self, loss_d: torch.Tensor) -> None:
         """Backward and step the discriminator, averaging gradients over ranks when distributed."""
         self.opt_d.zero_grad(set_to_none=True)

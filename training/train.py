@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ class NonFiniteLoss(RuntimeError):
 
 def log(msg: str) -> None:
     print(f"colorgan-train: {msg}", file=sys.stderr, flush=True)
+
+
+def say(msg: str) -> None:
+    """A line on stderr that does not break the progress bar (tqdm.write defaults to stdout)."""
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
 
 
 # ---- distributed helpers
@@ -182,8 +190,20 @@ def _load_history(run: Path, upto: int) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass
+class TrainResult:
+    code: int  # EXIT_OK, EXIT_NONFINITE or EXIT_INTERRUPTED
+    step: int  # steps completed
+    setup: Setup | None  # the trained set-up (nets, optimisers), for callers and tests
+
+
 def run(opts: TrainOptions, *, resume: bool = False) -> int:
     """Train according to ``opts`` (resuming from ``opts.out`` when ``resume``); returns an exit code."""
+    return train(opts, resume=resume).code
+
+
+def train(opts: TrainOptions, *, resume: bool = False) -> TrainResult:
+    """Like :func:`run`, returning the step reached and the set-up as well."""
     rank, world, local_rank = _dist_env()
     distributed = world > 1
     device = resolve_device(opts.device, local_rank, world)
@@ -202,7 +222,7 @@ def run(opts: TrainOptions, *, resume: bool = False) -> int:
             dist.destroy_process_group()
 
 
-def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> int:
+def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> TrainResult:
     main = rank == 0
     run_dir = Path(opts.out)
     if opts.threads:
@@ -243,12 +263,15 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
     if step >= opts.steps:
         if main:
             log(f"already at step {step} >= --steps {opts.steps}; nothing to do (give a larger --steps to extend)")
-        return EXIT_OK
+        return TrainResult(EXIT_OK, step, setup)
 
     sampler = StepSampler(train_set, rank=rank, world=world, seed=opts.seed, start=step * opts.batch_size)
     loader = DataLoader(train_set, batch_size=opts.batch_size, sampler=sampler, drop_last=True,
                         num_workers=opts.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=opts.num_workers > 0)
+                        persistent_workers=opts.num_workers > 0,
+                        # Worker seeds from their own generator, not the global RNG: drawing them would
+                        # shift the augmentation stream at a resume, and exact resumes are the contract.
+                        generator=torch.Generator().manual_seed(opts.seed * 7 + 104729 * rank + step))
 
     writer = None
     history: list[dict[str, Any]] = []
@@ -281,6 +304,7 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
 
     def save(at_step: int) -> None:
         nonlocal last_saved
+        setup.sync_buffers()  # every rank calls save() at the same step
         if main:
             checkpoint.save(run_dir, step=at_step, phase=setup.phase(at_step), opts=opts, nets=setup.nets,
                             optimizers=setup.optimizers, generator=setup.generator, extra=best)
@@ -298,7 +322,7 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
             history.append(rec)
             with open(run_dir / "history.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            pbar.write(f"colorgan-train: step {at_step}: validation ab L1 {metrics['val_l1']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
+            say(f"colorgan-train: step {at_step}: validation ab L1 {metrics['val_l1']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
             if best["best_val_l1"] is None or metrics["val_l1"] < best["best_val_l1"]:
                 best.update(best_val_l1=metrics["val_l1"], best_step=at_step)
                 save_generator(run_dir / "generator-best.safetensors", setup.generator, checkpoint.model_config(opts))
@@ -355,20 +379,20 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
                 if last_saved != step:
                     save(step)
                 if main:
-                    pbar.write(f"colorgan-train: stopped at step {step}; checkpoint saved; resume with --resume {run_dir}")
+                    say(f"colorgan-train: stopped at step {step}; checkpoint saved; resume with --resume {run_dir}")
                 code = EXIT_INTERRUPTED
                 break
             if step >= opts.steps:
                 break
     except NonFiniteLoss as e:
         if main:
-            pbar.write(f"colorgan-train: ERROR: {e}. Stopping; the last good checkpoint "
+            say(f"colorgan-train: ERROR: {e}. Stopping; the last good checkpoint "
                        f"(step {last_saved if last_saved >= 0 else 'none'}) is kept untouched. Try a lower learning rate, "
                        f"--no-amp, or check the data.")
         code = EXIT_NONFINITE
     except KeyboardInterrupt:
         if main:
-            pbar.write("colorgan-train: aborted by a second interrupt; no checkpoint written for the current step")
+            say("colorgan-train: aborted by a second interrupt; no checkpoint written for the current step")
         code = EXIT_INTERRUPTED
     finally:
         pbar.close()
@@ -379,4 +403,4 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
     if main and code == EXIT_OK:
         b = f"; best validation ab L1 {best['best_val_l1']:.4f} at step {best['best_step']}" if best["best_val_l1"] is not None else ""
         log(f"done: step {step}; generator at {run_dir / 'generator.safetensors'}{b}")
-    return code
+    return TrainResult(code, step, setup)

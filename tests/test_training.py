@@ -1,0 +1,359 @@
+"""Training: presets, losses, resume (exact, and after SIGKILL), atomic checkpoints, non-finite stop, DDP.
+
+Tiny everything: width-8 nets, 64 px crops, batch 2, a dozen generated images, CPU, one thread.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training import checkpoint, losses
+from training.options import PRESET_VALUES, TrainOptions, resolve
+from training.setups import GANSetup, lr_at
+from training.train import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_OK, train
+from vs_colorgan.model_io import load_generator, read_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(width=8, d_width=8, image_size=64, batch_size=2, threads=1, val_batches=1, log_every=1)
+
+
+def make_images(folder: Path, n: int = 8, seed: int = 0) -> Path:
+    """Colourful, textured little 'photographs' (gradients + noise), 80x96."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:80, 0:96] / 96.0
+    for i in range(n):
+        c = rng.random(6)
+        rgb = np.stack([c[0] * x + c[1] * y, c[2] * (1 - x) + c[3] * y, c[4] * x * y + c[5] * (1 - y)], -1)
+        rgb = np.clip(rgb / max(rgb.max(), 1e-6) + rng.normal(0, 0.05, rgb.shape), 0, 1)
+        Image.fromarray((rgb * 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return make_images(tmp_path_factory.mktemp("data") / "imgs", n=10)
+
+
+@pytest.fixture(scope="module")
+def vgg16_weights(tmp_path_factory) -> Path:
+    """A randomly initialised torchvision VGG16 state dict (its feature part: the loss uses nothing else)."""
+    from torchvision.models import vgg16
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16-random.pth"
+    features = vgg16(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def opts_for(preset: str, data: Path, out: Path, **kw) -> TrainOptions:
+    return resolve(preset, {"data": (str(data),), "out": str(out), **TINY, **kw})
+
+
+# ---- options
+
+
+def test_presets_carry_the_paper_values():
+    cn, un, wg = (PRESET_VALUES[p] for p in ("colorization-net", "unet", "unet-wgan"))
+    assert (cn["g_lr"], cn["d_lr"], cn["d_every_early"], cn["d_every_late"]) == (3e-5, 1e-5, 4, 2)
+    assert (cn["w_adv"], cn["w_mse"], cn["w_l1"], cn["w_perc"]) == (1, 1, 1, 1)
+    assert (un["g_lr"], un["g_betas"], un["d_betas"]) == (2e-4, (0.5, 0.999), (0.5, 0.999))
+    assert (wg["critic_steps"], wg["g_betas"], wg["d_norm"], wg["loss"]) == (4, (0.1, 0.9), "none", "wgan-gp")
+    assert TrainOptions().pretrain_lr == 1e-4 and TrainOptions().pretrain_betas == (0.9, 0.999)
+
+
+def test_options_errors_name_the_option(tmp_path):
+    with pytest.raises(ValueError, match=r'"image_size" must be a multiple of 32.*not 70'):
+        resolve("unet", {"data": ("x",), "out": "y", "image_size": 70})
+    with pytest.raises(ValueError, match='"preset" must be one of'):
+        resolve("pix2pix", {})
+    with pytest.raises(ValueError, match='"data"'):
+        resolve("unet", {"out": "y"})
+
+
+def test_lr_is_a_pure_function_of_step():
+    o = resolve("unet", {"data": ("x",), "out": "y", "steps": 1000, "pretrain_steps": 200, "lr_schedule": "linear"})
+    assert lr_at(0, o.pretrain_lr, o, "pretrain") == 1e-4
+    assert lr_at(200, o.g_lr, o, "adversarial") == 2e-4
+    assert lr_at(599, o.g_lr, o, "adversarial") == 2e-4  # first half of 800 adversarial steps: constant
+    assert lr_at(999, o.g_lr, o, "adversarial") == pytest.approx(2e-4 / 400)
+    oc = resolve("unet", {"data": ("x",), "out": "y", "steps": 1000, "pretrain_steps": 0, "lr_schedule": "cosine"})
+    assert lr_at(500, oc.g_lr, oc, "adversarial") == pytest.approx(1e-4)
+
+
+# ---- losses
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    """For D(x) = sum(w * x) the gradient is w everywhere, so GP = (||w|| - 1)^2 exactly."""
+    w = torch.randn(1, 3, 4, 4)
+
+    class Linear(torch.nn.Module):
+        def forward(self, x):
+            return (x * w).flatten(1).sum(1, keepdim=True)
+
+    real, fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    gp = losses.gradient_penalty(Linear(), real, fake)
+    assert gp.item() == pytest.approx((w.norm().item() - 1) ** 2, rel=1e-5)
+
+
+def test_perceptual_loss_with_vgg16_state_dict(vgg16_weights, capsys):
+    loss = losses.PerceptualLoss(vgg16_weights)
+    assert loss.depth == 16 and len(loss.slices) == 5
+    assert not any(p.requires_grad for p in loss.parameters())
+    l_norm = torch.rand(2, 1, 64, 64) * 2 - 1
+    ab = torch.rand(2, 2, 64, 64) * 0.4 - 0.2
+    assert loss(l_norm, ab, ab).item() == pytest.approx(0.0, abs=1e-6)
+    pred = (ab + 0.1).requires_grad_(True)
+    value = loss(l_norm, pred, ab)
+    value.backward()
+    assert value.item() > 0 and pred.grad is not None and pred.grad.abs().sum() > 0
+    # off, with a message, without a path
+    assert losses.build_perceptual("", 1.0) is None
+    assert "perceptual loss OFF" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="vgg_weights"):
+        losses.PerceptualLoss(vgg16_weights.parent / "missing.pth")
+
+
+# ---- presets train, with the adversarial phase
+
+
+@pytest.mark.parametrize(
+    ("preset", "adv_keys"),
+    [("colorization-net", {"g_adv", "g_mse", "g_l1", "g_perc"}), ("unet", {"d_bce", "g_adv", "g_perc"}), ("unet-wgan", {"d_wgan", "d_gp", "g_adv"})],
+)
+def test_each_preset_trains_with_finite_losses(preset, adv_keys, data_dir, vgg16_weights, tmp_path):
+    pre = 0 if preset == "colorization-net" else 2
+    steps = pre + 4
+    o = opts_for(preset, data_dir, tmp_path / "run", steps=steps, pretrain_steps=pre, checkpoint_every=3,
+                 vgg_weights=str(vgg16_weights) if preset != "unet-wgan" else "")
+    res = train(o)
+    assert res.code == EXIT_OK and res.step == steps
+    hist = [json.loads(l) for l in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    seen = set().union(*(r.keys() for r in hist if r["step"] > pre and "val_l1" not in r))
+    assert adv_keys <= seen, seen
+    for r in hist:
+        assert all(math.isfinite(v) for k, v in r.items() if k != "step")
+    rec = checkpoint.read_record(tmp_path / "run")
+    assert rec["step"] == steps and rec["phase"] == "adversarial"
+    model, cfg = load_generator(tmp_path / "run" / "generator.safetensors")
+    assert (cfg.arch, cfg.width, cfg.preset, cfg.render_size) == (o.arch, 8, preset, 256)
+    with torch.no_grad():
+        out = model(torch.zeros(1, 1, 64, 64))
+    assert out.shape == (1, 2, 64, 64)
+    for name in ("loss_curves.png", "val_latest.png", "options.json", "generator-best.safetensors"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert any((tmp_path / "run" / "tb").iterdir())
+
+
+def test_colorization_net_updates_d_on_the_paper_schedule(data_dir, tmp_path):
+    o = opts_for("colorization-net", data_dir, tmp_path / "r", steps=12)
+    s = GANSetup(o, torch.device("cpu"))
+    due = [s.d_update_due(i) for i in range(12)]
+    # first third (steps 0-3): every 4th; after: every 2nd
+    assert due == [True, False, False, False, True, False, True, False, True, False, True, False]
+
+
+# ---- resume
+
+
+def _state(setup) -> dict[str, torch.Tensor]:
+    return {**{f"g.{k}": v for k, v in setup.generator.state_dict().items()}, **{f"d.{k}": v for k, v in setup.nets["d"].state_dict().items()}}
+
+
+def test_resume_is_exact(data_dir, tmp_path):
+    """2 steps + resume to 5 gives bit-identical weights to 5 steps straight (nets, Adam, RNG, data order)."""
+    kw = dict(steps=5, pretrain_steps=2, checkpoint_every=100, val_batches=0)
+    straight = train(opts_for("unet", data_dir, tmp_path / "a", **kw))
+    first = train(opts_for("unet", data_dir, tmp_path / "b", **{**kw, "steps": 3}))
+    assert first.step == 3 and checkpoint.read_record(tmp_path / "b")["step"] == 3
+    resumed = train(opts_for("unet", data_dir, tmp_path / "b", **kw), resume=True)
+    assert resumed.step == 5
+    a, b = _state(straight.setup), _state(resumed.setup)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _wait_for(pred, timeout: float, proc=None) -> None:
+    t0 = time.monotonic()
+    while not pred():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended early: {proc.returncode}\n{proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def _ckpt_step(run: Path) -> int:
+    try:
+        return checkpoint.read_record(run)["step"]
+    except Exception:
+        return -1
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "training.cli", *args]
+
+
+def test_resume_after_sigkill_and_clean_interrupt(data_dir, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = ["--data", str(data_dir), "--width", "8", "--d-width", "8", "--image-size", "64", "--batch-size", "2",
+            "--threads", "1", "--val-batches", "1", "--pretrain-steps", "2", "--checkpoint-every", "2"]
+    p = subprocess.Popen(_cli("--preset", "unet", "--out", str(run), "--steps", "100000", *base), cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _ckpt_step(run) >= 4, 60, p)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert p.returncode == -signal.SIGKILL
+    killed_at = _ckpt_step(run)
+    assert killed_at >= 4 and killed_at % 2 == 0
+    # whatever moment the kill hit, the record names a complete tensors file, and generator.safetensors reads
+    rec = checkpoint.read_record(run)
+    from safetensors import safe_open
+
+    with safe_open(str(run / rec["tensors"]), "pt") as f:
+        assert f.metadata()["step"] == str(killed_at)
+    read_config(run / "generator.safetensors")
+
+    target = killed_at + 3
+    r = subprocess.run(_cli("--resume", str(run), "--steps", str(target)), cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed {run} at step {killed_at}" in r.stderr
+    assert _ckpt_step(run) == target
+    hist = [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
+    train_steps = [h["step"] for h in hist if "val_l1" not in h]
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == target  # no duplicated steps after the resume
+    assert len(list((run / "checkpoints").glob("*.safetensors"))) <= 2  # keep_checkpoints
+
+    # a clean Ctrl-C saves a checkpoint at the step it stopped and exits 130
+    p = subprocess.Popen(_cli("--resume", str(run), "--steps", "100000", "--checkpoint-every", "1000"), cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (run / "options.json").stat().st_mtime > (run / "checkpoint.json").stat().st_mtime - 0.001 and
+              p.poll() is None and "step" in _last_hist(run, after=target), 60, p)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == EXIT_INTERRUPTED, err
+    stopped = _ckpt_step(run)
+    assert stopped > target and f"stopped at step {stopped}" in err
+    assert not list(run.rglob("*.tmp"))
+
+
+def _last_hist(run: Path, after: int) -> dict:
+    try:
+        lines = (run / "history.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        return last if last["step"] > after else {}
+    except Exception:
+        return {}
+
+
+# ---- atomicity and failure handling
+
+
+def test_failed_checkpoint_write_leaves_previous_intact(data_dir, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert train(opts_for("unet", data_dir, run, steps=2, pretrain_steps=1, checkpoint_every=2, val_batches=0)).code == EXIT_OK
+    before = {p.name: p.read_bytes() for p in [run / "checkpoint.json", run / "generator.safetensors"]}
+    files_before = sorted(p.name for p in (run / "checkpoints").iterdir())  # steps 1 (end of pretraining) and 2
+    assert files_before[-1] == "step-00000002.safetensors"
+
+    import safetensors.torch as st
+
+    real = st.save_file
+
+    def half_then_crash(tensors, filename, metadata=None):
+        real(dict(list(tensors.items())[:3]), filename, metadata=metadata)  # a partial file...
+        raise OSError("disk full")  # ...then the failure
+
+    monkeypatch.setattr(st, "save_file", half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        train(opts_for("unet", data_dir, run, steps=4, pretrain_steps=1, checkpoint_every=2, val_batches=0), resume=True)
+    monkeypatch.undo()
+    assert not list(run.rglob("*.tmp")) and not list(run.rglob(".*.tmp"))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == files_before
+    assert {p: (run / p).read_bytes() for p in before} == before
+    assert train(opts_for("unet", data_dir, run, steps=3, pretrain_steps=1, checkpoint_every=2, val_batches=0), resume=True).step == 3
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    real = GANSetup._adversarial_step
+
+    def poisoned(self, step):
+        out = real(self, step)
+        if step >= 3:
+            out["g_l1"] = float("nan")
+        return out
+
+    monkeypatch.setattr(GANSetup, "_adversarial_step", poisoned)
+    o = opts_for("unet", data_dir, run, steps=10, pretrain_steps=1, checkpoint_every=2, val_batches=0)
+    res = train(o)
+    assert res.code == EXIT_NONFINITE and res.step == 3
+    err = capsys.readouterr().err
+    assert "non-finite loss g_l1=nan at step 3" in err and "last good checkpoint (step 2)" in err
+    assert checkpoint.read_record(run)["step"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-00000002.safetensors"
+    model, _ = load_generator(run / "generator.safetensors")
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+# ---- DDP
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, result_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    o = resolve("unet", {"data": (data,), "out": out, **TINY, "steps": 3, "pretrain_steps": 1, "checkpoint_every": 100, "val_batches": 0})
+    res = train(o)
+    assert res.code == EXIT_OK
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in _state(res.setup).items()}, os.path.join(result_dir, f"rank{rank}.safetensors"))
+
+
+def test_ddp_two_processes_stay_in_sync(data_dir, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(data_dir), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
+    a, b = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:  # generator (DDP) and discriminator (hand-synchronised), parameters and BN statistics
+        assert torch.equal(a[k], b[k]), k
+    # and they did train: differ from the initial weights
+    torch.manual_seed(0)
+    from vs_colorgan.networks import build_generator
+
+    init = build_generator("unet", 8).state_dict()
+    assert not torch.equal(init["encoder.conv1.weight"], a["g.encoder.conv1.weight"])
+    assert checkpoint.read_record(tmp_path / "run")["step"] == 3  # rank 0 wrote it
