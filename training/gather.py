@@ -147,9 +147,14 @@ def _write(rgb: np.ndarray, path: Path) -> None:
     atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
 
 
+def default_roots(out: Path) -> list[Path]:
+    """Where unpacked packages are looked for after --src: OUT/pkgs, ./data/pkgs, the repo's data/pkgs, / (installed)."""
+    return [out / "pkgs", Path("data/pkgs"), Path(__file__).resolve().parents[1] / "data" / "pkgs", Path("/")]
+
+
 def _find_package_roots(out: Path, extra: list[str]) -> dict[str, Path]:
-    """For each package, an unpack root holding its media folder: --src roots, OUT/pkgs, ./data/pkgs, /."""
-    candidates = [Path(p) for p in extra] + [out / "pkgs", Path("data/pkgs"), Path(__file__).resolve().parents[1] / "data" / "pkgs", Path("/")]
+    """For each package, the first root holding its media folder."""
+    candidates = [Path(p) for p in extra] + default_roots(out)
     found = {}
     for pkg, rel in PACKAGES.items():
         for root in candidates:
