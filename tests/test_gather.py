@@ -109,6 +109,10 @@ def test_gather_keeps_photos_skips_the_rest(fake_root, tmp_path, monkeypatch, ca
     assert _files(out) == files
     assert {f: (out / f).stat().st_mtime_ns for f in stamp} == stamp
     assert (out / "manifest.json").read_text() == manifest
+    # an output an earlier run kept but this one does not (e.g. after a filter change) is removed
+    _save(out / "images/mate-backgrounds/nature_Old.jpg", _photo(200, 200, 8))
+    assert gather.main(["--out", str(out), "--src", str(fake_root), "--no-download"]) == 0
+    assert _files(out) == files
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")

@@ -62,6 +62,8 @@ MIN_COLOURS_90 = 50  # distinct colours (5 bits/channel) covering 90% of pixels:
 NOT_PHOTOS: tuple[str, ...] = (
     "gnome-backgrounds:*", "ukui-wallpapers:*", "mate-backgrounds:abstract/*", "mate-backgrounds:desktop/*",
     "opencv-doc:data/WindowsLogo.jpg", "opencv-doc:data/LinuxLogo.jpg", "opencv-doc:data/opencv-logo*",
+    "opencv-doc:data/pic*.png", "opencv-doc:data/starry_night.jpg", "opencv-doc:fuzzy/*",
+    "opencv-doc:ximgproc/stanford.png",
     "skimage:color.png", "skimage:logo.png",
 )
 
@@ -268,6 +270,7 @@ def gather_clip(clip: Path, out: Path, counts: dict[str, Counter], manifest: dic
                         _write(_downsize(rgb), dest)
                     kept += 1
                     counts[f"frames/{name}"]["kept"] += 1
+                    manifest["kept"].append({"source": f"frames/{name}", "file": f"{clip}#{i}", "out": str(dest.relative_to(out))})
             i += 1
     finally:
         cap.release()
@@ -302,6 +305,14 @@ def gather(out: Path, *, src: list[str] = (), download: bool = True) -> dict:
     sk = skimage_root()
     if sk is not None:
         gather_images("skimage", sk, out, counts, manifest, top_level_only=True)
+    # Outputs of an earlier run that this run no longer keeps (e.g. after a filter change) go away,
+    # so the folder is always exactly what the manifest says.
+    produced = {out / k["out"] for k in manifest["kept"]}
+    for sub in ("images", "frames"):
+        for p in sorted((out / sub).rglob("*")) if (out / sub).is_dir() else []:
+            if p.is_file() and p not in produced:
+                p.unlink()
+                counts["stale outputs"]["removed"] += 1
     manifest["counts"] = {k: dict(v) for k, v in counts.items()}
     from vs_colorgan.model_io import atomic_write
 
