@@ -65,22 +65,41 @@ def render_dims(height: torch.Tensor, width: torch.Tensor, render_size: int, mul
     return torch.clamp(torch.round(hw * render_size / torch.minimum(height, width) / multiple), min=1.0) * multiple
 
 
-def resample_matrix(n_in: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
-    """(n_out, n_in) weights of a triangle (bilinear) filter, widened by the ratio when shrinking.
+def catmull_rom(x: torch.Tensor) -> torch.Tensor:
+    """Bicubic kernel with b = 0, c = 0.5 (Mitchell & Netravali 1988 family; Catmull-Rom), support 2.
 
-    Sample centres are aligned as in ``align_corners=False`` / ONNX ``half_pixel``. Shrinking widens
-    the triangle to ``n_in / n_out`` input pixels (an anti-aliased bilinear, as zimg's and PIL's
-    resizers do), so a 1080p frame going to 256 lines does not alias. Enlarging keeps the one-pixel
-    triangle: the normalised rows then equal ``F.interpolate(mode="bilinear")`` exactly, edges
-    included (the only in-range tap gets weight 1, as with clamped coordinates).
-    Written as a matrix so it needs only opset-13 ops (Range, Abs, Relu, ReduceSum, MatMul): ONNX
-    ``Resize`` has no anti-aliasing before opset 18, and the default opset is 17.
+    ``core.resize.Bicubic``'s default (VapourSynth: filter_param_a = b = 0, filter_param_b = c = 0.5),
+    the polynomials of zimg's ``BicubicFilter`` for those b, c, factored:
+    ``(t - 1)(1.5 t^2 - t - 1)`` on [0, 1) and ``-0.5 (t - 1)(t - 2)^2`` on [1, 2). Both pieces vanish
+    at t = 1 and the outer one at t = 2, so clamping t into each interval and adding selects the right
+    piece without ``Where`` (slow in ONNX Runtime) or ``Pow``.
     """
-    scale = n_in / n_out
-    support = torch.clamp(scale, min=1.0)
-    centre = (torch.arange(n_out.to(torch.int64), dtype=torch.float32) + 0.5) * scale - 0.5
-    src = torch.arange(n_in.to(torch.int64), dtype=torch.float32)
-    w = torch.relu(1.0 - (src.unsqueeze(0) - centre.unsqueeze(1)).abs() / support)
+    t = x.abs()
+    near = torch.clamp(t, max=1.0)
+    far = torch.clamp(t, min=1.0, max=2.0)
+    return (near - 1.0) * (1.5 * near * near - near - 1.0) - 0.5 * (far - 1.0) * (far - 2.0) * (far - 2.0)
+
+
+def resample_matrix(n_in: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in) weights that resize one axis like ``core.resize.Bicubic`` (zimg) does.
+
+    zimg's ``compute_filter`` (src/zimg/resize/filter.cpp): output sample ``i`` sits at
+    ``pos = (i + 0.5) * n_in / n_out`` on the input grid (pixel ``k`` centred at ``k + 0.5``); when
+    shrinking, the kernel is widened by the ratio (``step = min(n_out / n_in, 1)``: anti-aliasing, so a
+    1080p frame going to 256 lines does not alias); taps beyond the edges are mirrored back
+    (``-x`` and ``2 n - x``), and each row is normalised to sum to 1. The three evaluations below are
+    the in-range tap and its two mirror images. This is what the filter's render-size luma is made with
+    (``core.resize.Bicubic(luma, w, h, format=vs.GRAYS)``), so the network sees the same input here.
+
+    A matrix rather than ONNX ``Resize``: Resize has no anti-aliasing before opset 18 (the default
+    opset is 17), and the matrix needs only Range, Where, arithmetic, ReduceSum and MatMul.
+    """
+    step = torch.clamp(n_out / n_in, max=1.0)
+    pos = (torch.arange(n_out.to(torch.int64), dtype=torch.float32) + 0.5) * (n_in / n_out)
+    centre = torch.arange(n_in.to(torch.int64), dtype=torch.float32) + 0.5
+    pos, centre = pos.unsqueeze(1), centre.unsqueeze(0)
+    w = (catmull_rom((centre - pos) * step) + catmull_rom((-centre - pos) * step)
+         + catmull_rom((2.0 * n_in - centre - pos) * step))
     return w / w.sum(dim=1, keepdim=True)
 
 
