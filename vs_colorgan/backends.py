@@ -117,6 +117,8 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
             raise ColorizeError(f"\"{name}\" must be True or False, not {value!r}")
     if isinstance(num_streams, bool) or not isinstance(num_streams, int) or not 1 <= num_streams <= MAX_STREAMS:
         raise ColorizeError(f"\"num_streams\" must be an integer between 1 and {MAX_STREAMS}, not {num_streams!r}")
+    if fp16 and device == "cpu":
+        raise ColorizeError("\"fp16\" needs a CUDA device; on the CPU use fp16=False (the default)")
     given, st, onnx = model_paths(model)
     providers = _ort_providers()
     torch_cuda = torch.cuda.is_available()
@@ -165,6 +167,14 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
             f"{given.with_suffix('.onnx').name} is not next to it; export one with "
             "export.onnx_export.export_onnx (colorgan-export) or use backend=\"torch\""
         )
+    if tensorrt:
+        if "TensorrtExecutionProvider" not in providers:
+            raise ColorizeError(
+                "\"tensorrt\" needs onnxruntime's TensorrtExecutionProvider (onnxruntime-gpu with TensorRT "
+                f"installed: pip install onnxruntime-gpu tensorrt); available: {', '.join(providers)}"
+            )
+        if device == "cpu":
+            raise ColorizeError("\"tensorrt\" needs a CUDA device, not device=\"cpu\"")
     if device == "auto":
         device = "cuda:0" if ort_cuda else "cpu"
     elif device.startswith("cuda"):
@@ -174,14 +184,6 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
                 "pip install onnxruntime-gpu (in place of onnxruntime) with a CUDA GPU, or use device=\"cpu\""
             )
         device = f"cuda:{int(device.partition(':')[2] or 0)}"
-    if tensorrt:
-        if device == "cpu":
-            raise ColorizeError("\"tensorrt\" needs a CUDA device, not device=\"cpu\"")
-        if "TensorrtExecutionProvider" not in providers:
-            raise ColorizeError(
-                "\"tensorrt\" needs onnxruntime's TensorrtExecutionProvider (onnxruntime-gpu with TensorRT "
-                f"installed: pip install onnxruntime-gpu tensorrt); available: {', '.join(providers)}"
-            )
     if fp16 and not tensorrt:
         raise ColorizeError("\"fp16\" with backend=\"ort\" needs tensorrt=True (fp16 TensorRT engines); the .onnx is fp32")
     return BackendSettings(backend="ort", device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt), onnx

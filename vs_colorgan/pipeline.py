@@ -5,7 +5,8 @@
 2. :meth:`Colorizer.infer` - ``L_norm`` -> ``ab_norm`` (the generator, see :mod:`vs_colorgan.backends`).
 3. :meth:`Colorizer.window_length` + :meth:`Colorizer.combine` - scene cuts and temporal smoothing.
 4. :meth:`Colorizer.postprocess` - (L, ab) -> sRGB -> Cb, Cr of the output matrix -> guided upsampling
-   -> quantised planes in the output sample type.
+   -> gamut limit (chroma shrunk where Y' + chroma would decode outside R'G'B' [0, 1]) -> quantised
+   planes in the output sample type.
 
 Tensors are (N=1, C, H, W) float32 on :attr:`Colorizer.device` (the backend's device), so on CUDA the
 glue runs on the GPU too. Example, one frame without VapourSynth::
@@ -30,7 +31,7 @@ from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
 from .formats import luma_to_unit, quantize_chroma
 from .temporal import combine, window_length
-from .upsample import fast_guided_upsample, luma_to_chroma_grid
+from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
 MIN_RENDER_SIZE = 64
 MAX_RENDER_SIZE = 2048
@@ -126,8 +127,9 @@ class Colorizer:
         rgb = color.merge_lab(render.l_norm, ab_norm)  # sRGB in [0, 1] at render size
         _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
         # guide at render size: the luma the network saw (the same signal as the full-size guide)
-        return fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y, guide,
+        cbcr = fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y, guide,
                                     radius=self.options.upsample_radius, eps=self.options.upsample_eps)
+        return limit_to_gamut(guide, cbcr, kr, kb)
 
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
                     bits: int, full_range: bool, is_float: bool = False) -> tuple[np.ndarray, np.ndarray]:

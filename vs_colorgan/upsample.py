@@ -90,3 +90,24 @@ def luma_to_chroma_grid(y: torch.Tensor, *, subsampling_w: int = 0, subsampling_
     horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
     y = _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
     return _reduce_axis(y, 1 << subsampling_h, vertical, 2)
+
+
+def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
+    """Scale chroma (1, 2, H, W) towards gray per pixel so that Y' + chroma decodes to R'G'B' in [0, 1].
+
+    New chroma on an untouched luma can ask for colours no display has (a saturated colour on a very dark
+    or very bright luma); decoding then clips R', G' or B' and the luma the viewer sees changes. Shrinking
+    the chroma by the largest factor s in [0, 1] that keeps all three channels legal keeps luma and hue
+    and loses only saturation. ``y`` (1, 1, H, W) is Y' on the chroma grid; (Kr, Kb) the matrix.
+    """
+    y = y.clamp(0.0, 1.0)
+    cb, cr = cbcr[:, 0:1], cbcr[:, 1:2]
+    # ITU-R BT.601/709 inverse: channel = Y' + d, with d linear in (Cb, Cr)
+    d_r = 2.0 * (1.0 - kr) * cr
+    d_b = 2.0 * (1.0 - kb) * cb
+    d_g = -(kr * d_r + kb * d_b) / (1.0 - kr - kb)
+    scale = torch.ones_like(y)
+    for d in (d_r, d_g, d_b):
+        room = torch.where(d > 0, 1.0 - y, y)  # how far this channel may move before it leaves [0, 1]
+        scale = torch.minimum(scale, room / d.abs().clamp_min(1e-12))
+    return cbcr * scale

@@ -1,0 +1,350 @@
+"""vs_colorgan.colorize on a real VapourSynth core: formats, exact luma, props, sizes, backends, errors.
+
+Models are made here (a width-8 U-Net with randomised batch-norm statistics, so its colours vary with the
+picture) and saved both as .safetensors and .onnx; clips are built from scikit-image's astronaut, in gray.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+from skimage import data
+from skimage.color import rgb2gray
+from skimage.transform import resize
+
+from export.onnx_export import export_onnx
+from vs_colorgan import colorize
+from vs_colorgan.backends import choose_backend
+from vs_colorgan.model_io import ModelConfig, save_generator
+from vs_colorgan.networks import build_generator
+
+torch.set_num_threads(1)
+core = vs.core
+RS = 64  # the smallest render size: fast tests
+
+
+def tiny_generator(seed: int = 0) -> torch.nn.Module:
+    """An untrained width-8 U-Net whose colours vary with the picture, about as much as a trained one's."""
+    torch.manual_seed(seed)
+    model = build_generator("unet", width=8).eval()
+    with torch.no_grad():
+        for m in model.modules():  # untrained batch norm maps everything to nearly one colour
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.2, 1.0)
+        # calibrate the last convolution on a real picture: pre-tanh mean 0, std 0.3 (|a|, |b| ~ 30)
+        gray = torch.tensor(rgb2gray(data.astronaut()), dtype=torch.float32)[None, None]
+        l_norm = torch.nn.functional.interpolate(gray, size=(64, 96), mode="area") * 2 - 1
+        conv = model.out[0]
+        features = {}
+        hook = conv.register_forward_hook(lambda mod, args, out: features.update(pre=out))
+        model(l_norm)
+        hook.remove()
+        mean, std = features["pre"].mean(dim=(0, 2, 3)), features["pre"].std(dim=(0, 2, 3))
+        conv.weight.mul_((0.3 / std).view(-1, 1, 1, 1))
+        conv.bias.sub_(mean).mul_(0.3 / std)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .safetensors with its .onnx sibling (same stem)."""
+    folder = tmp_path_factory.mktemp("model")
+    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
+    save_generator(folder / "g.safetensors", net, config)
+    export_onnx(net, config, folder / "g.onnx")
+    return folder / "g.safetensors"
+
+
+def gray_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
+    """A slow pan over the astronaut, with a little grain: uint8 (height, width) frames."""
+    rng = np.random.default_rng(seed)
+    base = resize(rgb2gray(data.astronaut()), (height + 8, width + count + 8), anti_aliasing=True) * 255
+    out = []
+    for i in range(count):
+        crop = base[4:4 + height, i:i + width] + rng.normal(0, 2.0, (height, width))
+        out.append(np.clip(np.rint(crop), 0, 255).astype(np.uint8))
+    return out
+
+
+def clip_from(frames: list[np.ndarray], **props) -> vs.VideoNode:
+    """A GRAY8 clip whose frame n is ``frames[n]`` (with ``props`` set on every frame)."""
+    h, w = frames[0].shape
+    blank = core.std.BlankClip(format=vs.GRAY8, width=w, height=h, length=len(frames), fpsnum=24, fpsden=1)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), frames[n])
+        out.props.update(props)
+        return out
+
+    return core.std.ModifyFrame(blank, blank, fill)
+
+
+def planes(frame: vs.VideoFrame) -> list[np.ndarray]:
+    return [np.array(frame[p]) for p in range(frame.format.num_planes)]
+
+
+@pytest.fixture(scope="module")
+def gray8() -> vs.VideoNode:
+    return clip_from(gray_frames(3, 96, 64))
+
+
+FORMATS = [
+    (vs.GRAY8, vs.YUV444P8), (vs.GRAY10, vs.YUV444P10), (vs.GRAY16, vs.YUV444P16), (vs.GRAYS, vs.YUV444PS),
+    (vs.YUV420P8, vs.YUV420P8), (vs.YUV422P10, vs.YUV422P10), (vs.YUV444P16, vs.YUV444P16),
+    (vs.YUV444PS, vs.YUV444PS), (vs.YUV410P8, vs.YUV410P8), (vs.YUV420P12, vs.YUV420P12),
+]
+
+
+@pytest.mark.parametrize(("in_format", "out_format"), FORMATS, ids=lambda f: vs.core.get_video_format(f).name)
+def test_luma_is_bit_exact_and_chroma_is_new(model: Path, gray8: vs.VideoNode, in_format: int, out_format: int) -> None:
+    src = core.resize.Bicubic(gray8, format=in_format)
+    out = colorize(src, model=model, backend="torch", temporal_radius=1)
+    assert out.format.id == out_format and (out.width, out.height) == (src.width, src.height)
+    assert out.num_frames == src.num_frames
+    for n in (0, 2):
+        s, o = src.get_frame(n), out.get_frame(n)
+        assert np.array_equal(np.asarray(s[0]), np.asarray(o[0])), "the Y plane must be the source's, bit for bit"
+        cb, cr = np.asarray(o[1]).astype(np.float64), np.asarray(o[2]).astype(np.float64)
+        assert cb.std() > 0 and cr.std() > 0, "chroma follows the picture"
+        assert o.props["_Matrix"] == 6 and o.props["_Primaries"] == 6 and o.props["_Transfer"] == 6  # SD default
+        expected_range = 1 if out.format.sample_type == vs.FLOAT else s.props.get("_Range", 0)
+        assert int(o.props["_Range"]) == int(expected_range)
+
+
+@pytest.mark.parametrize("fmt", [vs.RGB24, vs.RGB30, vs.RGBS])
+def test_rgb_in_rgb_out_with_the_same_luma(model: Path, gray8: vs.VideoNode, fmt: int) -> None:
+    src = core.resize.Bicubic(gray8, format=fmt)
+    out = colorize(src, model=model, backend="torch", temporal_radius=0)
+    assert out.format.id == fmt
+    o = out.get_frame(1)
+    rgb = np.stack(planes(o)).astype(np.float64)
+    assert np.abs(rgb[0] - rgb[1]).mean() > 0.01 * rgb.max(), "not gray any more"
+    # luma (BT.709, the default working matrix) of the output equals the input's within rounding
+    to_y = lambda c: np.asarray(core.resize.Point(c, format=vs.GRAYS, matrix=1).get_frame(1)[0])
+    depth = out.format.bits_per_sample if out.format.sample_type == vs.INTEGER else 16
+    # (chroma is kept inside the R'G'B' gamut, so decoding clips nothing; only rounding remains)
+    assert np.abs(to_y(src) - to_y(out)).max() < 1.0 / (1 << depth) + 1e-5
+    assert o.props["_Matrix"] == 0
+
+
+def test_props_are_set_and_passed_through(model: Path) -> None:
+    src = core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.YUV420P10)
+    tagged = core.std.SetFrameProps(src, _Matrix=1, _Transfer=4, _Primaries=1, _ChromaLocation=2)
+    o = colorize(tagged, model=model, backend="torch").get_frame(0)
+    assert (o.props["_Matrix"], o.props["_Transfer"], o.props["_Primaries"], int(o.props["_Range"])) == (1, 4, 1, 0)
+    assert o.props["_ChromaLocation"] == 2
+    assert colorize(src, model=model, matrix=9).get_frame(0).props["_Matrix"] == 9  # fallback for untagged frames
+    assert colorize(tagged, model=model, matrix=9).get_frame(0).props["_Matrix"] == 1  # tags win
+    # HD frames without a matrix get BT.709 and its transfer and primaries
+    hd = colorize(core.std.BlankClip(format=vs.GRAY8, width=1280, height=720, length=1), model=model).get_frame(0)
+    assert (hd.props["_Matrix"], hd.props["_Transfer"], hd.props["_Primaries"]) == (1, 1, 1)
+
+
+def _rgb(clip: vs.VideoNode) -> np.ndarray:
+    return np.stack(planes(core.resize.Point(clip, format=vs.RGBS).get_frame(0)))
+
+
+def test_range_is_honoured(model: Path) -> None:
+    """One picture coded in limited and in full range colourizes to the same RGB."""
+    gray = core.std.SetFrameProps(clip_from(gray_frames(1, 96, 64)), _Range=1)  # 0..255 is the whole range
+    limited = colorize(core.resize.Point(gray, format=vs.YUV420P10, range=0), model=model)
+    full = colorize(core.resize.Point(gray, format=vs.YUV420P10, range=1), model=model)
+    assert int(limited.get_frame(0).props["_Range"]) == 0 and int(full.get_frame(0).props["_Range"]) == 1
+    assert not np.array_equal(np.asarray(limited.get_frame(0)[1]), np.asarray(full.get_frame(0)[1]))
+    assert np.abs(_rgb(limited) - _rgb(full)).mean() < 2e-3
+
+
+def test_matrix_is_honoured(model: Path) -> None:
+    """Chroma is computed for the frame's matrix: decoding with that matrix gives the predicted colour on the
+    source luma, so two matrices differ by a gray offset only (R-G and B-G agree), unlike a wrong decode."""
+    src = core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.YUV444PS)
+    sd = colorize(src, model=model)  # untagged SD: SMPTE 170M
+    hd = colorize(core.std.SetFrameProps(src, _Matrix=1), model=model)
+    misread = core.std.SetFrameProps(hd, _Matrix=6)
+
+    def chroma_error(a: np.ndarray, b: np.ndarray) -> float:
+        d = a - b
+        return float(np.median(np.abs(np.concatenate([d[0] - d[1], d[2] - d[1]]))))
+
+    assert chroma_error(_rgb(hd), _rgb(sd)) < 1e-4
+    assert chroma_error(_rgb(misread), _rgb(sd)) > 20 * chroma_error(_rgb(hd), _rgb(sd))
+
+
+@pytest.mark.parametrize(("width", "height", "fmt"), [(721, 403, vs.GRAY8), (721, 403, vs.YUV444P8),
+                                                      (16, 16, vs.YUV420P8), (16, 40, vs.GRAY16), (402, 16, vs.YUV422P8)])
+def test_odd_and_tiny_sizes(model: Path, width: int, height: int, fmt: int) -> None:
+    src = core.resize.Bicubic(clip_from(gray_frames(2, width, height)), format=fmt)
+    out = colorize(src, model=model, backend="torch")
+    f = out.get_frame(1)
+    assert (f.width, f.height) == (width, height)
+    assert np.array_equal(np.asarray(f[0]), np.asarray(src.get_frame(1)[0]))
+
+
+def test_torch_and_ort_agree(model: Path, gray8: vs.VideoNode) -> None:
+    """Same model, two runtimes: chroma within 1 code value (8-bit), 2e-3 in float."""
+    for fmt, tol in ((vs.YUV420P8, 1), (vs.YUV444PS, 2e-3)):
+        src = core.resize.Bicubic(gray8, format=fmt)
+        a = colorize(src, model=model, backend="torch")
+        b = colorize(src, model=model.with_suffix(".onnx"), backend="ort")
+        for n in range(src.num_frames):
+            fa, fb = a.get_frame(n), b.get_frame(n)
+            for p in (1, 2):
+                diff = np.abs(np.asarray(fa[p]).astype(np.float64) - np.asarray(fb[p]).astype(np.float64))
+                assert diff.max() <= tol, (fmt, n, p, diff.max())
+
+
+def test_auto_backend_choice(model: Path, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks CUDA torch here")
+    settings, path = choose_backend(model=model)
+    assert (settings.backend, settings.device, path) == ("ort", "cpu", model.with_suffix(".onnx"))
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(model.read_bytes())
+    settings, path = choose_backend(model=lonely)
+    assert (settings.backend, settings.device, path) == ("torch", "cpu", lonely)
+    settings, _ = choose_backend(model=model, backend="torch", num_streams=2)
+    assert settings.num_streams == 2 and not settings.fp16
+
+
+def test_nothing_written_to_stdout(model: Path, gray8: vs.VideoNode, capfd: pytest.CaptureFixture) -> None:
+    out = colorize(core.resize.Bicubic(gray8, format=vs.YUV420P8), model=model)
+    for n in range(out.num_frames):
+        out.get_frame(n)
+    with pytest.raises(vs.Error):
+        colorize(gray8, model=model, render_size=70)
+    assert capfd.readouterr().out == ""
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+
+def _error(**kwargs) -> str:
+    clip = kwargs.pop("clip")
+    with pytest.raises(vs.Error) as info:
+        colorize(clip, **kwargs)
+    message = str(info.value)
+    assert message.startswith("vs_colorgan.colorize: "), message
+    return message
+
+
+def test_clip_errors(model: Path, gray8: vs.VideoNode) -> None:
+    assert "\"clip\" must be a vs.VideoNode" in _error(clip=42, model=model)
+    assert "not list" in _error(clip=[gray8], model=model)
+    mixed = core.std.Splice([gray8, core.resize.Point(gray8, format=vs.YUV420P8)], mismatch=True)
+    assert "constant format" in _error(clip=mixed, model=model)
+    sizes = core.std.Splice([gray8, core.std.BlankClip(gray8, width=128)], mismatch=True)
+    assert "constant frame size" in _error(clip=sizes, model=model)
+    half = _error(clip=core.std.BlankClip(format=vs.GRAYH, width=64, height=64), model=model)
+    assert "8 to 16-bit integer or 32-bit float" in half and "GrayH (half float)" in half
+    int32 = core.std.BlankClip(format=core.query_video_format(vs.GRAY, vs.INTEGER, 32, 0, 0).id, width=64, height=64)
+    assert "Gray32 (32-bit integer)" in _error(clip=int32, model=model)
+    small = _error(clip=core.std.BlankClip(format=vs.GRAY8, width=15, height=64), model=model)
+    assert "at least 16x16 pixels, not 15x64" in small
+    assert "not 16x14" in _error(clip=core.std.BlankClip(format=vs.YUV420P8, width=16, height=14), model=model)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"render_size": 70}, "\"render_size\" must be a multiple of 32 (the model's size multiple) between 64 and 2048, not 70"),
+    ({"render_size": 32}, "not 32"),
+    ({"render_size": 4096}, "not 4096"),
+    ({"render_size": "256"}, "\"render_size\" must be an integer or None, not '256'"),
+    ({"temporal_radius": -1}, "\"temporal_radius\" must be an integer between 0 and 16, not -1"),
+    ({"temporal_radius": 1.5}, "not 1.5"),
+    ({"temporal_radius": True}, "not True"),
+    ({"temporal_sigma": 0}, "\"temporal_sigma\" must be a positive number"),
+    ({"temporal_sigma": math.nan}, "\"temporal_sigma\""),
+    ({"scene_threshold": -1.0}, "\"scene_threshold\" must be a positive number"),
+    ({"upsample_radius": 9}, "\"upsample_radius\" must be an integer between 0 and 8, not 9"),
+    ({"upsample_eps": 0.0}, "\"upsample_eps\" must be a positive number, not 0.0"),
+    ({"matrix": 8}, "\"matrix\" must be one of 1 (BT.709), 4 (FCC), 5 (BT.470BG), 6 (SMPTE 170M), 7 (SMPTE 240M), 9 (BT.2020 NCL), not 8 (YCgCo)"),
+    ({"matrix": 2}, "not 2 (unspecified)"),
+    ({"fp16": True, "device": "cpu"}, "\"fp16\" needs a CUDA device"),
+    ({"fp16": 1}, "\"fp16\" must be True or False, not 1"),
+    ({"num_streams": 0}, "\"num_streams\" must be an integer between 1 and 16, not 0"),
+    ({"backend": "tensorrt"}, "\"backend\" must be \"auto\", \"torch\" or \"ort\", not 'tensorrt'"),
+    ({"device": "gpu"}, "\"device\" must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", not 'gpu'"),
+    ({"backend": "ort", "fp16": True}, "needs tensorrt=True"),
+    ({"backend": "torch", "tensorrt": True}, "\"tensorrt\" needs backend=\"ort\""),
+])
+def test_option_errors(model: Path, gray8: vs.VideoNode, options: dict, expected: str) -> None:
+    if options.get("fp16") is True and options.get("backend") == "ort" and torch.cuda.is_available():
+        pytest.skip("depends on the machine's providers")
+    assert expected in _error(clip=gray8, model=model, **options)
+
+
+def test_unavailable_device_says_how_to_get_it(model: Path, gray8: vs.VideoNode) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "install a CUDA build of torch" in _error(clip=gray8, model=model, backend="torch", device="cuda")
+    import onnxruntime
+
+    providers = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in providers:
+        assert "pip install onnxruntime-gpu" in _error(clip=gray8, model=model, backend="ort", device="cuda:0")
+    if "TensorrtExecutionProvider" not in providers:
+        message = _error(clip=gray8, model=model, backend="ort", tensorrt=True)
+        assert "TensorrtExecutionProvider" in message and "pip install onnxruntime-gpu tensorrt" in message
+
+
+def test_model_file_errors(model: Path, gray8: vs.VideoNode, tmp_path: Path) -> None:
+    assert "\"model\" file" in _error(clip=gray8, model=tmp_path / "missing.safetensors")
+    assert "does not exist" in _error(clip=gray8, model=tmp_path / "missing.onnx")
+    (tmp_path / "weights.pt").write_bytes(b"\0" * 16)
+    assert "must be a .safetensors or .onnx file" in _error(clip=gray8, model=tmp_path / "weights.pt")
+    assert "must be a path" in _error(clip=gray8, model=3)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(model.read_bytes()[:5000])
+    assert "truncated" in _error(clip=gray8, model=truncated, backend="torch")
+    bad_onnx = tmp_path / "garbage.onnx"
+    bad_onnx.write_bytes(b"not an onnx file" * 100)
+    assert "\"model\" is not a usable generator file" in _error(clip=gray8, model=bad_onnx, backend="ort")
+    # the header says width 16, the tensors are a width-8 network
+    wrong = tmp_path / "wrong.safetensors"
+    save_generator(wrong, tiny_generator(), ModelConfig(arch="unet", width=16, render_size=RS))
+    assert "weights do not fit a unet of width 16" in _error(clip=gray8, model=wrong, backend="torch")
+    # an ONNX file with our metadata but the wrong interface (3 input channels)
+    odd = tmp_path / "odd.onnx"
+    conv = torch.nn.Conv2d(3, 2, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(conv, (torch.zeros(1, 3, 64, 64),), str(odd), dynamo=False, input_names=["l"],
+                          output_names=["ab"])
+    import onnx
+
+    proto = onnx.load(str(odd))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "vs_colorgan", ModelConfig(arch="unet", width=8, render_size=RS).to_json()
+    onnx.save(proto, str(odd))
+    assert "expected one input (N, 1, H, W)" in _error(clip=gray8, model=odd, backend="ort")
+    # backends that need the other file kind
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(model.read_bytes())
+    assert "lonely.onnx is not next to it" in _error(clip=gray8, model=lonely, backend="ort")
+    assert "use backend=\"ort\" for ONNX files" in _error(clip=gray8, model=odd, backend="torch")
+
+
+def test_default_model_missing_is_explained(gray8: vs.VideoNode) -> None:
+    from vs_colorgan.model_io import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.is_file():
+        out = colorize(gray8)
+        assert out.format.id == vs.YUV444P8
+    else:
+        assert "bundled default model" in _error(clip=gray8)
+
+
+def test_bad_frame_props_fail_that_frame_only(model: Path, gray8: vs.VideoNode) -> None:
+    src = core.resize.Bicubic(gray8, format=vs.YUV420P8)
+    ycgco = core.std.SetFrameProps(src[1], _Matrix=8)
+    out = colorize(src[0] + ycgco + src[2], model=model)
+    out.get_frame(0)
+    with pytest.raises(vs.Error, match=r"vs_colorgan.colorize: frame 1: frame property _Matrix must be one of .* not 8 \(YCgCo\)"):
+        out.get_frame(1)
+    assert out.get_frame(2).format.id == vs.YUV420P8  # the host and the other frames carry on
