@@ -22,6 +22,7 @@ from vs_colorgan import colorize
 from vs_colorgan.backends import choose_backend
 from vs_colorgan.model_io import ModelConfig, save_generator
 from vs_colorgan.networks import build_generator
+from vs_colorgan.pipeline import ColorOptions, Colorizer
 
 torch.set_num_threads(1)
 core = vs.core
@@ -198,6 +199,22 @@ def test_torch_and_ort_agree(model: Path, gray8: vs.VideoNode) -> None:
             for p in (1, 2):
                 diff = np.abs(np.asarray(fa[p]).astype(np.float64) - np.asarray(fb[p]).astype(np.float64))
                 assert diff.max() <= tol, (fmt, n, p, diff.max())
+
+
+def test_stages_on_arrays_reproduce_the_filter(model: Path, gray8: vs.VideoNode) -> None:
+    """The documented stage API, called by hand on numpy arrays, gives the filter's frame bit for bit."""
+    src = core.resize.Bicubic(gray8, format=vs.YUV420P8)
+    out = colorize(src, model=model, backend="torch", temporal_radius=1)
+    c = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=1))
+    small = core.resize.Bicubic(core.std.ShufflePlanes(src, 0, vs.GRAY), 96, 64, format=vs.GRAYS)
+    lumas = [c.preprocess(np.asarray(small.get_frame(k)[0])) for k in (2, 1)]  # stage 1, newest first
+    l_window = [r.l_norm for r in lumas]
+    predictions = [c.infer(l) for l in l_window]  # stage 2
+    ab = c.combine(predictions[: c.window_length(l_window)], l_window)  # stage 3
+    guide = c.luma_guide(np.asarray(src.get_frame(2)[0]), bits=8, full_range=False, subsampling_w=1, subsampling_h=1)
+    cb, cr = c.postprocess(lumas[0], ab, guide, matrix=6, bits=8, full_range=False)  # stage 4
+    frame = out.get_frame(2)
+    assert np.array_equal(cb, np.asarray(frame[1])) and np.array_equal(cr, np.asarray(frame[2]))
 
 
 def test_auto_backend_choice(model: Path, tmp_path: Path) -> None:

@@ -144,15 +144,19 @@ def test_guided_upsampling_keeps_flat_chroma_and_ignores_uncorrelated_texture() 
 
 
 def test_combine_weights_by_luma_similarity() -> None:
-    l_n = torch.zeros(1, 1, 4, 4)
-    ab_n, ab_k = torch.zeros(1, 2, 4, 4), torch.ones(1, 2, 4, 4)
+    l_n = torch.zeros(1, 1, 8, 8)
+    ab_n, ab_k = torch.zeros(1, 2, 8, 8), torch.ones(1, 2, 8, 8)
     same = combine([ab_n, ab_k], [l_n, l_n.clone()], sigma=3.0)
     assert torch.allclose(same, torch.full_like(same, 0.5))
     moved = l_n.clone()
-    moved[..., :2, :] = 60.0 / L_SCALE  # 60 L* apart in the top half
+    moved[..., :4, :] = 60.0 / L_SCALE  # 60 L* apart in the top half
     out = combine([ab_n, ab_k], [l_n, moved], sigma=3.0)
-    assert out[..., :2, :].abs().max() < 1e-6  # changed pixels keep frame n's prediction
-    assert torch.allclose(out[..., 2:, :], torch.full_like(out[..., 2:, :], 0.5))
+    assert out[..., :3, :].abs().max() < 1e-6  # changed pixels keep frame n's prediction
+    assert torch.allclose(out[..., 5:, :], torch.full_like(out[..., 5:, :], 0.5))  # unchanged ones are averaged
+    # grain (independent per pixel) is mostly averaged out by the 3x3 patch: weights stay high
+    torch.manual_seed(0)
+    grainy = l_n + torch.randn_like(l_n) * (2.0 / L_SCALE)  # 2 L* of grain
+    assert combine([ab_n, ab_k], [l_n, grainy], sigma=3.0)[..., 1:-1, 1:-1].mean() > 0.35
     assert combine([ab_k], [l_n], sigma=3.0) is ab_k
 
 

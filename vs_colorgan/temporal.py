@@ -2,10 +2,13 @@
 
 Per-frame colourization flickers: the generator's answer for a static object changes a little with the
 noise of each frame. Frame ``n``'s chroma is therefore the weighted mean of the predictions for frames
-``max(scene_start, n - radius) ... n``, with per-pixel weights ``exp(-|L_k - L_n| / sigma)`` (L* units,
-at render size): where the picture is unchanged the predictions are averaged, where something moved or
-changed the weight falls towards zero and the pixel keeps frame ``n``'s own prediction. This is the
-range kernel of a bilateral filter (Tomasi & Manduchi 1998) applied along time, on a causal window.
+``max(scene_start, n - radius) ... n``, with per-pixel weights ``exp(-|box(L_k - L_n)| / sigma)`` (L* units,
+at render size, ``box`` a 3x3 mean): where the picture is unchanged the predictions are averaged, where
+something moved or changed the weight falls towards zero and the pixel keeps frame ``n``'s own prediction.
+This is the range kernel of a bilateral filter (Tomasi & Manduchi 1998) applied along time, on a causal
+window; the difference is taken over a 3x3 patch, as non-local means does (Buades et al. 2005), so that
+film grain (independent from frame to frame, averaged out by the patch) does not read as motion while
+moving structure (coherent over the patch) still does.
 
 Everything here depends only on the frames of the window, never on what was rendered before, so a frame's
 output is the same whatever order frames are requested in (see docs/filter.md, "Determinism").
@@ -21,6 +24,7 @@ from typing import Generic, TypeVar
 import torch
 
 from .color import L_SCALE
+from .upsample import box_mean
 
 V = TypeVar("V")
 
@@ -101,7 +105,7 @@ def window_length(l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | N
 def combine(ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor], *, sigma: float) -> torch.Tensor:
     """Weighted mean of predictions ``ab_window[k]`` (frame ``n - k``, index 0 = frame ``n``).
 
-    Weights are 1 for frame ``n`` and ``exp(-|L*_k - L*_n| / sigma)`` per pixel for the others
+    Weights are 1 for frame ``n`` and ``exp(-|box3(L*_k - L*_n)| / sigma)`` per pixel for the others
     (``sigma`` in L* units). Terms are added in window order, so the result is reproducible bit for bit.
     """
     if len(ab_window) == 1:
@@ -111,7 +115,7 @@ def combine(ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor],
     den = torch.ones_like(l_n)
     scale = L_SCALE / sigma
     for ab_k, l_k in zip(ab_window[1:], l_window[1:], strict=True):
-        w = torch.exp((l_k - l_n).abs_().mul_(-scale))
+        w = torch.exp(box_mean(l_k - l_n, 1).abs_().mul_(-scale))
         num.addcmul_(w, ab_k)
         den.add_(w)
     return num.div_(den)

@@ -1,0 +1,173 @@
+"""Temporal behaviour of vs_colorgan.colorize: order independence, chunked renders (also through vspipe),
+scene cuts, the effect of smoothing, and the bounded prediction cache."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+from skimage import data
+from skimage.color import rgb2gray
+from skimage.transform import resize
+
+from export.onnx_export import export_onnx
+from test_filter import RS, clip_from, gray_frames, tiny_generator  # plain helpers, not fixtures
+from vs_colorgan import colorize
+from vs_colorgan.filter import build
+from vs_colorgan.model_io import ModelConfig, save_generator
+from vs_colorgan.pipeline import ColorOptions, Colorizer
+
+torch.set_num_threads(1)
+core = vs.core
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
+    save_generator(folder / "g.safetensors", net, config)
+    export_onnx(net, config, folder / "g.onnx")
+    return folder / "g.safetensors"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def two_threads() -> Iterator[None]:
+    before = core.num_threads
+    core.num_threads = 2
+    yield
+    core.num_threads = before
+
+
+def static_frames(count: int, width: int, height: int, image: np.ndarray, seed: int) -> list[np.ndarray]:
+    """One picture with fresh grain on every frame (a static shot of a grainy film)."""
+    rng = np.random.default_rng(seed)
+    base = resize(image, (height, width), anti_aliasing=True) * 255
+    return [np.clip(np.rint(base + rng.normal(0, 3.0, base.shape)), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def two_scenes(count_a: int, count_b: int, width: int = 96, height: int = 64) -> list[np.ndarray]:
+    """A pan over the astronaut, then (a cut) the camera man with grain."""
+    return gray_frames(count_a, width, height, seed=1) + static_frames(count_b, width, height, data.camera() / 255.0, 2)
+
+
+def render(clip: vs.VideoNode, frames: list[int] | range) -> dict[int, bytes]:
+    return {n: b"".join(np.asarray(f[p]).tobytes() for p in range(f.format.num_planes))
+            for n, f in ((n, clip.get_frame(n)) for n in frames)}
+
+
+def test_random_order_and_chunks_equal_the_sequential_render(model: Path) -> None:
+    src = core.resize.Bicubic(clip_from(two_scenes(50, 50)), format=vs.YUV420P8)
+    sequential = render(colorize(src, model=model, backend="torch"), range(100))
+    # all 100 requests in flight at once, shuffled, on 2 threads, through a fresh filter instance
+    fresh = colorize(src, model=model, backend="torch")
+    order = list(range(100))
+    random.Random(7).shuffle(order)
+    futures = {n: fresh.get_frame_async(n) for n in order}
+    shuffled = {n: b"".join(np.asarray(f.result()[p]).tobytes() for p in range(3)) for n, f in futures.items()}
+    assert shuffled == sequential
+    # a chunk rendered alone (what vspipe -s 37 -e 61 does) equals the same frames of the whole
+    assert render(colorize(src, model=model, backend="torch"), range(37, 62)) == {n: sequential[n] for n in range(37, 62)}
+    # and the ORT backend is order-independent too
+    ort = colorize(src, model=model.with_suffix(".onnx"), backend="ort")
+    ort_sequential = render(ort, range(40, 60))
+    ort_fresh = colorize(src, model=model.with_suffix(".onnx"), backend="ort")
+    assert render(ort_fresh, [59, 41, 50, 45, 40, 58]) == {n: ort_sequential[n] for n in [59, 41, 50, 45, 40, 58]}
+
+
+SCRIPT = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import vapoursynth as vs
+from test_filter import clip_from
+from test_filter_temporal import two_scenes
+import vs_colorgan
+clip = vs.core.resize.Bicubic(clip_from(two_scenes(12, 12)), format=vs.YUV420P8)
+vs_colorgan.colorize(clip, model={model!r}).set_output()
+"""
+
+
+def test_vspipe_chunks_equal_the_whole_and_stdout_is_only_video(model: Path, tmp_path: Path) -> None:
+    script = tmp_path / "colorize.vpy"
+    script.write_text(textwrap.dedent(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), model=str(model))))
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(Path(venv_bin).parent)}
+
+    def vspipe(*args: str) -> bytes:
+        done = subprocess.run([os.path.join(venv_bin, "vspipe"), *args, str(script), "-"], env=env,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return done.stdout
+
+    frame_size = 96 * 64 * 3 // 2
+    whole = vspipe()
+    assert len(whole) == 24 * frame_size  # nothing but the frames on stdout
+    assert vspipe("-s", "9", "-e", "16") == whole[9 * frame_size:17 * frame_size]
+
+
+def test_scene_cut_resets_the_smoothing(model: Path) -> None:
+    src = core.resize.Bicubic(clip_from(two_scenes(10, 10)), format=vs.YUV420P8)
+    smooth = render(colorize(src, model=model, temporal_radius=3), range(20))
+    per_frame = render(colorize(src, model=model, temporal_radius=0), range(20))
+    assert smooth[10] == per_frame[10], "the first frame after a cut is its own per-frame colour"
+    assert smooth[0] == per_frame[0], "so is the first frame of the clip"
+    assert smooth[9] != per_frame[9] and smooth[11] != per_frame[11] and smooth[13] != per_frame[13]
+    # with detection off, the cut frame blends in the previous scene
+    blind = render(colorize(src, model=model, temporal_radius=3, scene_threshold=float("inf")), [10])
+    assert blind[10] != per_frame[10]
+
+
+def test_scene_change_props_win_over_detection(model: Path) -> None:
+    frames = static_frames(8, 96, 64, rgb2gray(data.astronaut()), seed=3)
+    src = core.resize.Bicubic(clip_from(frames), format=vs.YUV420P8)
+    tagged = core.std.SetFrameProps(src, _SceneChangePrev=0)
+    tagged = tagged[:5] + core.std.SetFrameProps(tagged[5:], _SceneChangePrev=1)[0] + tagged[6:]
+    smooth = render(colorize(tagged, model=model, temporal_radius=2), range(8))
+    per_frame = render(colorize(tagged, model=model, temporal_radius=0), range(8))
+    assert smooth[5] == per_frame[5] and smooth[4] != per_frame[4] and smooth[6] != per_frame[6]
+    # a visual cut the props deny is not a cut
+    cut = core.resize.Bicubic(clip_from(two_scenes(4, 4)), format=vs.YUV420P8)
+    denied = core.std.SetFrameProps(cut, _SceneChangePrev=0)
+    assert render(colorize(denied, model=model), [4]) != render(colorize(denied, model=model, temporal_radius=0), [4])
+
+
+def test_smoothing_reduces_flicker_on_a_static_shot(model: Path) -> None:
+    """Stage 3 on real predictions of a grainy static shot: the blended chroma changes less from frame to frame."""
+    frames = static_frames(8, 96, 64, rgb2gray(data.astronaut()), seed=4)
+    colorizer = Colorizer.load(model, backend="torch")
+    lumas = [colorizer.preprocess(f.astype(np.float32) / 255.0) for f in frames]
+    raw = [colorizer.infer(r.l_norm) for r in lumas]
+    l_window = [r.l_norm for r in lumas]
+    blended = [colorizer.combine(raw[n::-1][:4], l_window[n::-1][:4]) for n in range(3, 8)]
+
+    def flicker(abs_: list[torch.Tensor]) -> float:
+        return float(np.mean([(a - b).abs().mean().item() for a, b in zip(abs_[1:], abs_[:-1], strict=True)]))
+
+    assert flicker(blended) < 0.6 * flicker(raw[3:]), (flicker(blended), flicker(raw[3:]))
+    # and at the filter's output the smoothing changes the chroma of a static shot
+    src = core.resize.Bicubic(clip_from(frames), format=vs.YUV444P16)
+    assert render(colorize(src, model=model), [5]) != render(colorize(src, model=model, temporal_radius=0), [5])
+
+
+def test_cache_stays_bounded_and_each_frame_is_inferred_once(model: Path) -> None:
+    src = core.resize.Bicubic(clip_from(static_frames(300, 32, 32, data.camera() / 255.0, seed=5)), format=vs.YUV420P8)
+    colorizer = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=3))
+    out, processor = build(src, colorizer, render_size=RS)
+    window = []
+    for n in range(out.num_frames):  # a few requests in flight, like vspipe
+        window.append(out.get_frame_async(n))
+        if len(window) > 3:
+            window.pop(0).result()
+    for f in window:
+        f.result()
+    assert processor.predictions.misses == 300, "each prediction computed once"
+    assert len(processor.predictions) <= processor.predictions.capacity <= 16
+    assert len(processor.lumas) <= processor.lumas.capacity
