@@ -174,15 +174,15 @@ def test_vsmlrt_render_size_is_stored(tmp_path):
 
 
 def test_simplify_fewer_nodes_same_output(tmp_path):
-    model, cfg = tiny("unet")
-    for target in ("native", "vsmlrt"):
-        plain, slim = tmp_path / f"{target}.onnx", tmp_path / f"{target}_slim.onnx"
-        export_onnx(model, cfg, plain, target=target)
-        export_onnx(model, cfg, slim, target=target, simplify=True)
-        n_plain, n_slim = (len(onnx.load(str(p)).graph.node) for p in (plain, slim))
-        assert n_slim < n_plain
-        assert read_export_info(slim).metadata["vs_colorgan.simplified"].startswith("onnxslim ")
-        verify_onnx(slim, model, cfg, target=target, threads=1)  # dynamic sizes survive simplification
+    # the vsmlrt graph: its size arithmetic (Shape -> Round -> Range) is what simplification could break
+    model, cfg = tiny("colorization-net")
+    plain, slim = tmp_path / "plain.onnx", tmp_path / "slim.onnx"
+    export_onnx(model, cfg, plain, target="vsmlrt")
+    export_onnx(model, cfg, slim, target="vsmlrt", simplify=True)
+    n_plain, n_slim = (len(onnx.load(str(p)).graph.node) for p in (plain, slim))
+    assert n_slim < 0.8 * n_plain
+    assert read_export_info(slim).metadata["vs_colorgan.simplified"].startswith("onnxslim ")
+    verify_onnx(slim, model, cfg, target="vsmlrt", threads=1)  # dynamic sizes survive simplification
 
 
 def test_failed_check_leaves_no_file(tmp_path):
@@ -228,8 +228,7 @@ def test_cli_end_to_end(tmp_path):
     assert len(info.metadata[SOURCE_KEY]) == 64
     assert leftovers(out.parent) == ["model.onnx"]
     # a run folder works too, and the default name says what the file is
-    r = run_cli(tmp_path / "run", "--target", "vsmlrt")
-    assert r.returncode == 0, r.stderr
+    assert cli_main([str(tmp_path / "run"), "--target", "vsmlrt", "--threads", "1"]) == 0
     assert read_export_info(tmp_path / "run" / "generator_vsmlrt.onnx").interface == "vsmlrt"
 
 

@@ -119,10 +119,11 @@ def test_core_ort_model_gray8_recipe(tmp_path):
 def filter_and_vsmlrt(tmp_path: Path, arch: str) -> tuple[vs.VideoNode, vs.VideoNode, vs.VideoNode]:
     """(filter RGBS, vs-mlrt RGBS, vs-mlrt with the source luma put back, RGBS) for the same gray clip."""
     _, _, native, vsmlrt = export_pair(tmp_path, arch)
-    gray = clip_of(photo_frames(128, 96))
+    gray = core.std.SetFrameProps(clip_of(photo_frames(128, 96)), _Matrix=6)  # tagged, like a real source
     filtered = vs_colorgan.colorize(gray, model=str(native), backend="ort", temporal_radius=0)
     filtered = core.resize.Point(filtered, format=vs.RGBS)  # matrix from the frames' _Matrix
-    rgb = core.ort.Model(gray, network_path=str(vsmlrt))
+    # core.ort.Model copies the input frames' properties: an RGB frame must not keep a YUV _Matrix
+    rgb = core.std.SetFrameProps(core.ort.Model(gray, network_path=str(vsmlrt)), _Matrix=0)
     # docs/export.md recipe: RGBS -> YUV with the clip's matrix, original Y' back in, -> RGBS
     yuv = core.resize.Point(rgb, format=vs.YUV444PS, matrix_s="170m")
     kept = core.std.ShufflePlanes([gray, yuv], [0, 1, 2], vs.YUV)
