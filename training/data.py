@@ -55,14 +55,23 @@ def is_gray(rgb: np.ndarray) -> bool:
     return chroma_fraction(rgb) < GRAY_FRACTION
 
 
-def read_image(path: str, max_side: int | None = None) -> np.ndarray | None:
-    """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable. Alpha is composited on white."""
+def read_image(path: str, max_side: int | None = None, min_short: int | None = None) -> np.ndarray | None:
+    """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable. Alpha is composited on white.
+
+    ``max_side``: thumbnail to at most this side. ``min_short``: a JPEG may be decoded at 1/2, 1/4 or
+    1/8 scale (DCT scaling, much faster) as long as its short side stays >= ``min_short``.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             if max_side:
                 im.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size, fast
+            elif min_short:
+                w, h = im.size
+                short = min(w, h)
+                if short > min_short:
+                    im.draft("RGB", (math.ceil(w * min_short / short), math.ceil(h * min_short / short)))
             im.load()
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
@@ -182,7 +191,7 @@ class ColorDataset(Dataset):
     def _load(self, item: Item) -> np.ndarray | None:
         if item.frame >= 0:
             return read_video_frame(item.path, item.frame)
-        return read_image(item.path)
+        return read_image(item.path, min_short=math.ceil(self.image_size * 1.25))
 
     def _crop(self, rgb: np.ndarray) -> torch.Tensor:
         """Resize the short side to S * scale (scale in [1, 1.25] when training), crop S x S, maybe flip."""
