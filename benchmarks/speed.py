@@ -1,0 +1,239 @@
+"""Speed of vs_colorgan.colorize beside vs-mlrt's ``core.ort.Model``, a render-size sweep, and memory over a long render.
+
+    python benchmarks/speed.py [--model M] [--clip FILE] [--sizes 480p,1080p] [--frames 48]
+                               [--render-sizes 128,256,384,512] [--memory-frames 2000] [--device cpu|cuda] [--json]
+
+Pipelines, each on the same clip and the same generator:
+
+* ``colorize torch`` / ``colorize ort``: the filter with ``backend="torch"`` / ``"ort"`` and its default
+  temporal smoothing; ``... r=0`` the same with ``temporal_radius=0`` (per-frame colour).
+* ``vs-mlrt ort.Model``: the generator exported with ``--target vsmlrt`` (GRAYS -> RGBS, resize and
+  Lab in the graph), run by vs-mlrt's ONNX Runtime plugin on the luma, then converted back to the
+  clip's YUV format - what a user of vs-mlrt would write. Per-frame colour only.
+
+The reference of the ``x ref`` column is ``vs-mlrt ort.Model`` when it runs, else the first pipeline
+(the table says which). Frames are rendered in order through VapourSynth (``clip.frames()``, which
+prefetches ``core.num_threads`` frames), after a few untimed warm-up frames; the clip is a generated
+black-and-white one with moving content (``--clip`` for a real file). ``source`` is the clip alone.
+
+Memory: RSS at the start, middle and end of a ``--memory-frames`` render of ``colorize torch`` at the
+first size, plus the peak: a flat line shows that caches are bounded. With ``--device cuda``: the
+torch backend in fp16, ORT's CUDA provider, vs-mlrt's CUDA provider in fp16.
+
+Prints markdown tables on stdout (``--json``: one JSON object instead). Timings are figures to read,
+never asserted by tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+import vapoursynth as vs  # noqa: E402
+
+from common import (  # noqa: E402
+    ModelFiles, file_clip, machine, markdown_table, parse_sizes, peak_rss_mib, prepare_models, rss_mib,
+    synthetic_clip, time_frames,
+)
+
+core = vs.core
+VSMLRT = "vs-mlrt ort.Model"
+
+
+@dataclass
+class Pipeline:
+    name: str
+    build: Callable[[vs.VideoNode], vs.VideoNode]
+
+
+def vsmlrt_pipeline(clip: vs.VideoNode, network: Path, *, cuda: bool) -> vs.VideoNode:
+    """Luma -> GRAYS in [0, 1] -> core.ort.Model (the vsmlrt export) -> RGBS -> the clip's own format."""
+    y = core.std.ShufflePlanes(clip, 0, vs.GRAY).resize.Point(format=vs.GRAYS)
+    kw = {"provider": "CUDA", "fp16": 1} if cuda else {"provider": "CPU"}
+    rgb = core.std.SetFrameProps(core.ort.Model(y, network_path=str(network), **kw), _Matrix=0)
+    matrix = clip.get_frame(0).props.get("_Matrix", 1)
+    return rgb.resize.Bicubic(format=clip.format.id, matrix=matrix if matrix not in (0, 2) else 1)
+
+
+def pipelines(models: ModelFiles, *, device: str) -> tuple[list[Pipeline], dict[str, str]]:
+    """The pipelines that can run here, and for the others why not."""
+    import vs_colorgan
+
+    cuda = device.startswith("cuda")
+    ok: list[Pipeline] = []
+    missing: dict[str, str] = {}
+    backends = []
+    if models.safetensors is not None:
+        backends.append(("torch", {"backend": "torch", "device": device, "fp16": cuda}))
+    else:
+        missing["colorize torch"] = models.note
+    if models.onnx is not None:
+        backends.append(("ort", {"backend": "ort", "device": device}))
+    model = models.safetensors or models.onnx
+    for name, opts in backends:
+        for label, extra in ((f"colorize {name}", {}), (f"colorize {name} r=0", {"temporal_radius": 0})):
+            def build(clip, opts=opts, extra=extra):
+                return vs_colorgan.colorize(clip, model=model, **opts, **extra)
+            ok.append(Pipeline(label, build))
+    if models.vsmlrt is None:
+        missing[VSMLRT] = models.note or "no vs-mlrt export"
+    elif not hasattr(core, "ort"):
+        missing[VSMLRT] = "vs-mlrt's ORT plugin is not installed (pip install vapoursynth-mlrt-ort)"
+    else:
+        ok.append(Pipeline(VSMLRT, lambda clip: vsmlrt_pipeline(clip, models.vsmlrt, cuda=cuda)))
+    return ok, missing
+
+
+def run_one(pipe: Pipeline, clip: vs.VideoNode, *, warmup: int, frames: int) -> dict:
+    try:
+        out = pipe.build(clip)
+        spf = time_frames(out, warmup=warmup, frames=frames)
+    except (vs.Error, RuntimeError, ValueError) as e:
+        return {"pipeline": pipe.name, "fps": None, "ms_per_frame": None, "error": str(e).splitlines()[0][:200]}
+    return {"pipeline": pipe.name, "fps": 1.0 / spf, "ms_per_frame": 1000.0 * spf}
+
+
+def memory_run(build: Callable[[vs.VideoNode], vs.VideoNode], clip: vs.VideoNode) -> dict:
+    """RSS at the first frame, the middle and the end of rendering all of ``clip`` through ``build``."""
+    out = build(clip)
+    n = out.num_frames
+    marks = {0: "start", n // 2: "middle", n - 1: "end"}
+    readings = {}
+    t0 = time.perf_counter()
+    for i, _ in enumerate(out.frames(close=True)):
+        if i in marks:
+            readings[marks[i]] = round(rss_mib(), 1)
+    readings["peak"] = round(peak_rss_mib(), 1)
+    return {"frames": n, "rss_mib": readings, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=None, help="generator .safetensors (default: the bundled model)")
+    ap.add_argument("--vsmlrt-model", type=Path, default=None, help="vs-mlrt export (default: exported from --model)")
+    ap.add_argument("--clip", type=Path, default=None, help="a real video instead of the generated clip")
+    ap.add_argument("--sizes", default="480p,1080p", help="comma list of 480p/720p/1080p/2160p or WxH (default 480p,1080p)")
+    ap.add_argument("--frames", type=int, default=48, help="timed frames per pipeline and size (default 48)")
+    ap.add_argument("--warmup", type=int, default=4, help="untimed frames first (default 4)")
+    ap.add_argument("--render-sizes", default="128,256,384,512", help="render-size sweep ('' to skip)")
+    ap.add_argument("--sweep-size", default=None, help="clip size of the sweep (default: the first of --sizes)")
+    ap.add_argument("--memory-frames", type=int, default=2000, help="frames of the memory run (0 to skip; default 2000)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    ap.add_argument("--threads", type=int, default=None, help="VapourSynth threads (default: the core's)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="colorgan-bench-") as tmp:
+        return run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
+    if args.threads:
+        core.num_threads = args.threads
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("speed.py: --device cuda but torch sees no CUDA GPU", file=sys.stderr)
+            return 2
+    sizes = parse_sizes(args.sizes)
+    models = prepare_models(args.model, tmp, vsmlrt=args.vsmlrt_model, fp16_vsmlrt=False)
+    pipes, missing = pipelines(models, device=args.device)
+    length = args.warmup + args.frames
+
+    def make_clip(w: int, h: int, n: int) -> vs.VideoNode:
+        return file_clip(args.clip, w, h, n) if args.clip else synthetic_clip(w, h, n)
+
+    # Memory first, while this process has loaded nothing else: the readings are the pipeline's own.
+    torch_pipe = next((p for p in pipes if p.name == "colorize torch"), None)
+    memory = None
+    if args.memory_frames > 0 and torch_pipe is not None:
+        label, w, h = sizes[0]
+        print(f"speed.py: memory run, {args.memory_frames} frames at {label} ...", file=sys.stderr)
+        memory = {"size": label, "pipeline": torch_pipe.name,
+                  **memory_run(torch_pipe.build, make_clip(w, h, args.memory_frames))}
+
+    runs = []
+    for label, w, h in sizes:
+        clip = make_clip(w, h, length)
+        src_spf = time_frames(clip, warmup=args.warmup, frames=args.frames)
+        rows = [{"pipeline": "source", "fps": 1 / src_spf, "ms_per_frame": 1000 * src_spf}]
+        for pipe in pipes:
+            print(f"speed.py: {label} {pipe.name} ...", file=sys.stderr)
+            rows.append(run_one(pipe, clip, warmup=args.warmup, frames=args.frames))
+        for name, why in missing.items():
+            rows.append({"pipeline": name, "fps": None, "ms_per_frame": None, "error": f"not available: {why}"})
+        ref = next((r for r in rows if r["pipeline"] == VSMLRT and r["fps"]), None) \
+            or next((r for r in rows if r["pipeline"] != "source" and r["fps"]), None)
+        for r in rows:
+            r["ratio"] = r["fps"] / ref["fps"] if ref and r["fps"] and r["pipeline"] != "source" else None
+        runs.append({"size": label, "width": w, "height": h, "reference": ref["pipeline"] if ref else None,
+                     "rows": rows})
+
+    sweep = []
+    render_sizes = [int(v) for v in args.render_sizes.split(",") if v.strip()]
+    if render_sizes and torch_pipe is not None:
+        import vs_colorgan
+
+        label, w, h = parse_sizes(args.sweep_size)[0] if args.sweep_size else sizes[0]
+        clip = make_clip(w, h, length)
+        for rs in render_sizes:
+            print(f"speed.py: sweep {label} render_size={rs} ...", file=sys.stderr)
+            pipe = Pipeline(f"render_size={rs}", lambda c, rs=rs: vs_colorgan.colorize(
+                c, model=models.safetensors, backend="torch", device=args.device,
+                fp16=args.device.startswith("cuda"), render_size=rs))
+            sweep.append({"size": label, "render_size": rs, **run_one(pipe, clip, warmup=args.warmup, frames=args.frames)})
+
+    result = {
+        "device": args.device, "machine": machine(), "model": str(args.model or "default"),
+        "clip": str(args.clip) if args.clip else "generated (moving texture, black-and-white YUV420P8)",
+        "frames": args.frames, "warmup": args.warmup, "runs": runs, "render_size_sweep": sweep, "memory": memory,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(render_markdown(result))
+    return 0
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def render_markdown(result: dict) -> str:
+    m = result["machine"]
+    out = [f"Device: {result['device']} ({m.get('gpu') or m['cpu']}, {m['cpu_count']} CPUs, "
+           f"{m['vs_threads']} VapourSynth threads, {m['torch_threads']} torch threads); model: {result['model']}; "
+           f"clip: {result['clip']}; {result['frames']} timed frames after {result['warmup']} warm-up.", ""]
+    for run in result["runs"]:
+        out.append(f"### {run['size']} ({run['width']}x{run['height']}), reference: {run['reference'] or 'none'}\n")
+        rows = [(r["pipeline"], _f(r["fps"], "{:.2f}"), _f(r["ms_per_frame"], "{:.1f}"), _f(r.get("ratio"), "{:.2f}"),
+                 r.get("error", "")) for r in run["rows"]]
+        out += [markdown_table(("pipeline", "fps", "ms/frame", "× ref", "note"), rows), ""]
+    if result["render_size_sweep"]:
+        out.append(f"### render-size sweep (colorize torch, {result['render_size_sweep'][0]['size']})\n")
+        rows = [(r["render_size"], _f(r["fps"], "{:.2f}"), _f(r["ms_per_frame"], "{:.1f}"), r.get("error", ""))
+                for r in result["render_size_sweep"]]
+        out += [markdown_table(("render_size", "fps", "ms/frame", "note"), rows), ""]
+    mem = result["memory"]
+    if mem:
+        out.append(f"### memory: {mem['pipeline']}, {mem['frames']} frames at {mem['size']} ({mem['seconds']} s)\n")
+        r = mem["rss_mib"]
+        out += [markdown_table(("RSS MiB at start", "middle", "end", "peak"),
+                               [(r.get("start"), r.get("middle"), r.get("end"), r.get("peak"))]), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
