@@ -65,8 +65,19 @@ def _opset(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all cores) or a positive integer, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog=PROG, description="Export a vs_colorgan generator checkpoint to ONNX, "
+                                 "checked against PyTorch with ONNX Runtime before it is written.",
                                  epilog="See docs/export.md for using the files in vs-mlrt and onnxruntime.")
     ap.add_argument("checkpoint", type=Path, help="generator .safetensors, or a training run folder")
     ap.add_argument("-o", "--output", type=Path, default=None,
@@ -80,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run onnxslim on the graph (fewer nodes; no measurable speed change in ONNX Runtime)")
     ap.add_argument("--render-size", type=int, default=None,
                     help="vsmlrt only: short side the model runs at (default: the checkpoint's render_size)")
-    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads for the check (default: all cores)")
+    ap.add_argument("--threads", type=_threads, default=0, help="ONNX Runtime threads for the check (default: all cores)")
     ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
     return ap
 
@@ -114,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                     check=None if args.no_check else check, **options)
     except ValueError as e:  # option errors from export_onnx (render size, opset)
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # output folder not writable, output path is a folder, disk full ...
+        print(f"{PROG}: error: cannot write {out}: {e}", file=sys.stderr)
         return 2
     except ParityError as e:
         print("\n".join(e.report.lines()), file=sys.stderr)
