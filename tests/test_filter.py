@@ -208,9 +208,8 @@ def test_stages_on_arrays_reproduce_the_filter(model: Path, gray8: vs.VideoNode)
     c = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=1))
     small = core.resize.Bicubic(core.std.ShufflePlanes(src, 0, vs.GRAY), 96, 64, format=vs.GRAYS)
     lumas = [c.preprocess(np.asarray(small.get_frame(k)[0])) for k in (2, 1)]  # stage 1, newest first
-    l_window = [r.l_norm for r in lumas]
-    predictions = [c.infer(l) for l in l_window]  # stage 2
-    ab = c.combine(predictions[: c.window_length(l_window)], l_window)  # stage 3
+    predictions = [c.predict(r) for r in lumas]  # stage 2
+    ab = c.combine(predictions[: c.window_length(lumas)], lumas)  # stage 3
     guide = c.luma_guide(np.asarray(src.get_frame(2)[0]), bits=8, full_range=False, subsampling_w=1, subsampling_h=1)
     cb, cr = c.postprocess(lumas[0], ab, guide, matrix=6, bits=8, full_range=False)  # stage 4
     frame = out.get_frame(2)

@@ -23,7 +23,8 @@ from vs_colorgan.formats import (
 from vs_colorgan.errors import ColorizeError
 from vs_colorgan.pipeline import render_shape
 from vs_colorgan.temporal import PredictionCache, combine, mean_abs_l_difference, window_length
-from vs_colorgan.upsample import fast_guided_upsample, luma_to_chroma_grid
+from vs_colorgan.color import MATRIX_COEFFICIENTS, ycbcr_to_rgb
+from vs_colorgan.upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
 torch.set_num_threads(1)
 core = vs.core
@@ -141,6 +142,22 @@ def test_guided_upsampling_keeps_flat_chroma_and_ignores_uncorrelated_texture() 
     q = fast_guided_upsample(p, y_low, y, radius=2, eps=1e-3)
     assert q.shape == (1, 2, 128, 128)
     assert (q - 0.1).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("matrix", [1, 6, 9])
+def test_gamut_limit_keeps_luma_and_hue_and_only_shrinks_what_is_out(matrix: int) -> None:
+    kr, kb = MATRIX_COEFFICIENTS[matrix]
+    torch.manual_seed(matrix)
+    y = torch.rand(1, 1, 32, 32)
+    cbcr = torch.rand(1, 2, 32, 32) - 0.5
+    limited = limit_to_gamut(y, cbcr, kr, kb)
+    rgb = ycbcr_to_rgb(y, limited[:, :1], limited[:, 1:], kr, kb)
+    assert rgb.min() > -1e-5 and rgb.max() < 1 + 1e-5
+    ratio = limited / cbcr  # one factor per pixel for Cb and Cr: the hue angle is kept
+    assert torch.allclose(ratio[:, 0], ratio[:, 1], atol=1e-4) and ratio.max() <= 1 + 1e-6
+    inside = ycbcr_to_rgb(y, cbcr[:, :1], cbcr[:, 1:], kr, kb)
+    legal = ((inside >= 0) & (inside <= 1)).all(dim=1, keepdim=True).expand_as(cbcr)
+    assert legal.any() and torch.equal(limited[legal], cbcr[legal])
 
 
 def test_combine_weights_by_luma_similarity() -> None:

@@ -144,9 +144,8 @@ def test_smoothing_reduces_flicker_on_a_static_shot(model: Path) -> None:
     frames = static_frames(8, 96, 64, rgb2gray(data.astronaut()), seed=4)
     colorizer = Colorizer.load(model, backend="torch")
     lumas = [colorizer.preprocess(f.astype(np.float32) / 255.0) for f in frames]
-    raw = [colorizer.infer(r.l_norm) for r in lumas]
-    l_window = [r.l_norm for r in lumas]
-    blended = [colorizer.combine(raw[n::-1][:4], l_window[n::-1][:4]) for n in range(3, 8)]
+    raw = [colorizer.predict(r) for r in lumas]
+    blended = [colorizer.combine(raw[n::-1][:4], lumas[n::-1][:4]) for n in range(3, 8)]
 
     def flicker(abs_: list[torch.Tensor]) -> float:
         return float(np.mean([(a - b).abs().mean().item() for a, b in zip(abs_[1:], abs_[:-1], strict=True)]))

@@ -143,12 +143,11 @@ class FrameProcessor:
         # stage 1: render-size luma -> Y', L_norm (cached per frame number)
         lumas = [self.lumas.get_or_compute(n - k, lambda k=k: c.preprocess(np.asarray(window[k][0])))
                  for k in range(count)]
-        l_window = [r.l_norm for r in lumas]
-        length = c.window_length(l_window, [_cut_flag(window[k], window[k + 1]) for k in range(count - 1)])
+        length = c.window_length(lumas, [_cut_flag(window[k], window[k + 1]) for k in range(count - 1)])
         # stage 2: the predictions of the frames of this scene, each inferred once
-        ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.infer(l_window[k])) for k in range(length)]
+        ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.predict(lumas[k])) for k in range(length)]
         # stage 3: temporal combination
-        ab = c.combine(ab_window, l_window)
+        ab = c.combine(ab_window, lumas)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         props = frame.props
         cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
@@ -208,7 +207,7 @@ def colorize(
     temporal_radius: int = 3,
     temporal_sigma: float = 3.0,
     scene_threshold: float = 10.0,
-    upsample_radius: int = 2,
+    upsample_radius: int = 1,
     upsample_eps: float = 1e-3,
     matrix: int | None = None,
     fp16: bool = False,
@@ -231,7 +230,7 @@ def colorize(
     :param temporal_sigma: luma difference (L*) at which a previous frame's per-pixel weight falls to 1/e.
     :param scene_threshold: mean absolute L* difference between consecutive frames that counts as a cut,
         used when frames carry no ``_SceneChangePrev``/``_SceneChangeNext`` (math.inf: never).
-    :param upsample_radius: guided-filter radius in render-size pixels (0: bilinear-like, no smoothing).
+    :param upsample_radius: guided-filter radius on the work grid (half the render size; 0: plain bilinear).
     :param upsample_eps: guided-filter regulariser; smaller follows luma edges more closely.
     :param matrix: YCbCr matrix (1, 4, 5, 6, 7, 9) for frames whose ``_Matrix`` is missing or unspecified,
         and for RGB input; None: BT.709 for HD, SMPTE 170M for SD (RGB: BT.709).

@@ -1,19 +1,25 @@
 """The colour path as plain functions on arrays, free of VapourSynth: the four stages the filter runs per frame.
 
-1. :meth:`Colorizer.preprocess` - render-size luma (Y' in [0, 1]) -> ``L_norm``; and
-   :meth:`Colorizer.luma_guide` - a frame's luma plane -> Y' on the chroma grid (the upsampling guide).
-2. :meth:`Colorizer.infer` - ``L_norm`` -> ``ab_norm`` (the generator, see :mod:`vs_colorgan.backends`).
+1. :meth:`Colorizer.preprocess` - render-size luma (Y' in [0, 1]) -> :class:`RenderLuma` (``L_norm`` for
+   the network, and Y', L at the half-size *work grid*); :meth:`Colorizer.luma_guide` - a frame's luma
+   plane -> Y' on the chroma grid (the upsampling guide).
+2. :meth:`Colorizer.predict` - ``L_norm`` -> generator (:meth:`Colorizer.infer`, see
+   :mod:`vs_colorgan.backends`) -> ``ab_norm`` shrunk to the work grid (:meth:`Colorizer.shrink`).
 3. :meth:`Colorizer.window_length` + :meth:`Colorizer.combine` - scene cuts and temporal smoothing.
 4. :meth:`Colorizer.postprocess` - (L, ab) -> sRGB -> Cb, Cr of the output matrix -> guided upsampling
    -> gamut limit (chroma shrunk where Y' + chroma would decode outside R'G'B' [0, 1]) -> quantised
    planes in the output sample type.
+
+The work grid is half the render size. The generator's chroma is smooth, and its detail comes back from
+the full-size luma in the guided upsampling anyway, so stages 3 and 4 run on a quarter of the pixels:
+the subsampling step of the Fast Guided Filter (He & Sun 2015, arXiv:1505.00996, Algorithm 2, s = 2).
 
 Tensors are (N=1, C, H, W) float32 on :attr:`Colorizer.device` (the backend's device), so on CUDA the
 glue runs on the GPU too. Example, one frame without VapourSynth::
 
     c = Colorizer.load("generator.safetensors", device="cpu")
     r = c.preprocess(y_small)                      # (h, w) float32 Y' in [0, 1] at render size
-    ab = c.infer(r.l_norm)
+    ab = c.predict(r)                              # stage 2: infer + shrink
     guide = c.luma_guide(y_plane, bits=8, full_range=False)
     cb, cr = c.postprocess(r, ab, guide, matrix=1, bits=8, full_range=False)   # uint8 planes
 """
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import color
 from .backends import Runner, choose_backend, load_runner
@@ -47,13 +54,22 @@ def render_shape(width: int, height: int, render_size: int, multiple: int) -> tu
     return long, render_size
 
 
+WORK_SHRINK = 2  # the work grid of stages 3 and 4 is the render size / 2
+
+
 @dataclass(frozen=True)
 class RenderLuma:
-    """One frame at render size: Y' in [0, 1] (the guide of the upsampling) and ``L_norm`` (the network input),
-    both (1, 1, h, w)."""
+    """One frame's luma: ``l_norm`` (1, 1, h, w) at render size, the network input; ``l_work`` and ``y_work``
+    (1, 1, h/2, w/2): L_norm and Y' in [0, 1] on the work grid (temporal weights, colour conversion, guide)."""
 
-    y: torch.Tensor
     l_norm: torch.Tensor
+    l_work: torch.Tensor
+    y_work: torch.Tensor
+
+
+def shrink(x: torch.Tensor) -> torch.Tensor:
+    """Render size -> work grid: the mean of each 2x2 block."""
+    return F.avg_pool2d(x, WORK_SHRINK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +79,7 @@ class ColorOptions:
     temporal_radius: int = 3  # frames before n whose predictions are blended in (0 = per-frame colour)
     temporal_sigma: float = 3.0  # L* difference at which a neighbour's weight falls to 1/e
     scene_threshold: float = 10.0  # mean |delta L*| between consecutive frames above which there is a cut
-    upsample_radius: int = 2  # guided-filter window radius, render-size pixels
+    upsample_radius: int = 1  # guided-filter window radius, on the work grid (half the render size)
     upsample_eps: float = 1e-3  # guided-filter regulariser, (Y' units)^2
 
 
@@ -96,7 +112,8 @@ class Colorizer:
         else:
             y = luma_render.float()
         y = y.to(self.device).reshape(1, 1, *y.shape[-2:])
-        return RenderLuma(y, color.normalize_l(color.gray_to_l(y)))
+        l_norm = color.normalize_l(color.gray_to_l(y))
+        return RenderLuma(l_norm, shrink(l_norm), shrink(y))
 
     def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
@@ -111,23 +128,30 @@ class Colorizer:
         """``L_norm`` (1, 1, h, w) -> ``ab_norm`` (1, 2, h, w); h and w multiples of ``config.size_multiple``."""
         return self.runner.infer(l_norm)
 
-    # -- stage 3: temporal combination -------------------------------------------------------------------
-    def window_length(self, l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | None] = ()) -> int:
-        """Frames of the window (newest first) in the current scene; see :func:`vs_colorgan.temporal.window_length`."""
-        return window_length(l_window, cut_flags, scene_threshold=self.options.scene_threshold)
+    def predict(self, render: RenderLuma) -> torch.Tensor:
+        """The generator's ``ab_norm`` for this frame on the work grid (what the filter caches per frame)."""
+        return shrink(self.infer(render.l_norm))
 
-    def combine(self, ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor]) -> torch.Tensor:
+    shrink = staticmethod(shrink)
+
+    # -- stage 3: temporal combination -------------------------------------------------------------------
+    def window_length(self, window: Sequence[RenderLuma], cut_flags: Sequence[bool | None] = ()) -> int:
+        """Frames of the window (newest first) in the current scene; see :func:`vs_colorgan.temporal.window_length`."""
+        return window_length([r.l_work for r in window], cut_flags, scene_threshold=self.options.scene_threshold)
+
+    def combine(self, ab_window: Sequence[torch.Tensor], window: Sequence[RenderLuma]) -> torch.Tensor:
         """Blend the predictions of the window (index 0 = current frame) by luma similarity."""
-        return combine(ab_window, l_window[: len(ab_window)], sigma=self.options.temporal_sigma)
+        l_window = [r.l_work for r in window[: len(ab_window)]]
+        return combine(ab_window, l_window, sigma=self.options.temporal_sigma)
 
     # -- stage 4: chroma upsampling, recombination, quantisation ------------------------------------------
     def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
-        """(L, ab) at render size -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
+        """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
-        rgb = color.merge_lab(render.l_norm, ab_norm)  # sRGB in [0, 1] at render size
+        rgb = color.merge_lab(render.l_work, ab_norm)  # sRGB in [0, 1]
         _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
-        # guide at render size: the luma the network saw (the same signal as the full-size guide)
-        cbcr = fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y, guide,
+        # low-resolution guide: the luma the network saw (the same signal as the full-size guide)
+        cbcr = fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y_work, guide,
                                     radius=self.options.upsample_radius, eps=self.options.upsample_eps)
         return limit_to_gamut(guide, cbcr, kr, kb)
 
