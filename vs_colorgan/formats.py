@@ -103,19 +103,27 @@ def resolve_colorimetry(props: Mapping[str, Any], *, width: int, height: int, is
     )
 
 
-def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
-                 device: torch.device | str = "cpu") -> torch.Tensor:
-    """Luma samples (H, W) of any VapourSynth sample type -> float32 Y' in [0, 1] (not clipped), (1, 1, H, W)."""
+def plane_to_tensor(plane: np.ndarray | torch.Tensor, *, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A plane as stored (H, W) -> float32 sample values (1, 1, H, W), unscaled (a copy: frames are read-only)."""
     if isinstance(plane, np.ndarray):
-        # astype copies (frames are read-only and strided); uint16 has no torch arithmetic, int32 does
-        plane = torch.from_numpy(plane.astype(np.float32 if is_float or bits <= 8 else np.int32))
-    y = plane.to(device=device, dtype=torch.float32)[None, None]
+        plane = torch.from_numpy(plane.astype(np.float32))
+    return plane.to(device=device, dtype=torch.float32)[None, None]
+
+
+def code_to_unit(y: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> torch.Tensor:
+    """Luma sample values (float tensor) -> Y' in [0, 1] (not clipped)."""
     if is_float:
         return y
     if full_range:
         return y * (1.0 / ((1 << bits) - 1))
     s = float(1 << (bits - 8))
     return (y - 16.0 * s) * (1.0 / (219.0 * s))
+
+
+def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Luma samples (H, W) of any VapourSynth sample type -> float32 Y' in [0, 1] (not clipped), (1, 1, H, W)."""
+    return code_to_unit(plane_to_tensor(plane, device=device), bits=bits, full_range=full_range, is_float=is_float)
 
 
 def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> np.ndarray:

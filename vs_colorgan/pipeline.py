@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from . import color
 from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
-from .formats import luma_to_unit, quantize_chroma
+from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
 from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
@@ -119,9 +119,10 @@ class Colorizer:
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
                    chroma_location: int = 0) -> torch.Tensor:
         """A frame's full-resolution luma plane (H, W) as stored -> Y' on the chroma grid (1, 1, Hc, Wc)."""
-        y = luma_to_unit(luma_plane, bits=bits, full_range=full_range, is_float=is_float, device=self.device)
-        return luma_to_chroma_grid(y, subsampling_w=subsampling_w, subsampling_h=subsampling_h,
-                                   chroma_location=chroma_location)
+        # the reduction is linear and normalised: run it on the raw samples, scale the smaller result
+        y = luma_to_chroma_grid(plane_to_tensor(luma_plane, device=self.device), subsampling_w=subsampling_w,
+                                subsampling_h=subsampling_h, chroma_location=chroma_location)
+        return code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
 
     # -- stage 2: inference -------------------------------------------------------------------------------
     def infer(self, l_norm: torch.Tensor) -> torch.Tensor:
