@@ -1,125 +1,134 @@
-"""Where the time of one colourized frame goes: the filter's stages timed one by one.
+"""Where the time of one colourized frame goes: the filter's stages timed inside the real graph.
 
     python benchmarks/stages.py [--model M] [--clip FILE] [--sizes 480p,1080p] [--frames 32]
                                 [--backend torch|ort] [--device cpu|cuda] [--render-size R] [--json]
 
-Runs the per-frame sequence of ``vs_colorgan.filter.FrameProcessor.process`` on one thread, frame after
-frame, with the filter's own stage functions (:class:`vs_colorgan.pipeline.Colorizer`, docs/filter.md)
-and a clock around each:
+The clip goes through the filter's own graph (``vs_colorgan.filter.build``, what ``colorize`` wires) with
+one VapourSynth thread, and each stage method of its :class:`vs_colorgan.pipeline.Colorizer` (docs/filter.md)
+is wrapped with a clock; times are exclusive (a stage that calls another is charged only for its own work):
 
-* ``source``          the clip's frame n (generated or decoded; not the filter's cost)
-* ``resize``          VapourSynth resize of the luma to render size, GRAYS (``core.resize.Bicubic``)
-* ``vs->array``       render-size plane into a torch tensor (``Colorizer.preprocess`` minus the L* maths)
-* ``preprocess``      Y' -> L* -> L_norm
+* ``source``          the clip alone (generated or decoded; not the filter's cost)
+* ``resize``          VapourSynth resize of the luma to render size, GRAYS (the filter's ``core.resize`` node)
+* ``preprocess``      render-size plane -> tensor, Y' -> L* -> L_norm (``Colorizer.preprocess``)
 * ``inference``       the generator (``Colorizer.infer``)
-* ``temporal``        scene-cut test and weighted combination over the window (``window_length`` + ``combine``)
+* ``temporal``        work-grid shrink of the prediction, scene-cut test, weighted combination
+                      (``predict`` minus ``infer``, ``window_length``, ``combine``)
 * ``luma guide``      full-size luma -> Y' on the chroma grid (``Colorizer.luma_guide``)
-* ``chroma upsample`` Lab -> Cb/Cr at render size, guided upsampling, gamut limit (``Colorizer.chroma``)
-* ``quantise``        Cb/Cr -> integer planes (``formats.quantize_chroma``)
-* ``array->vs``       new frame sharing the luma, chroma planes copied in
+* ``chroma upsample`` Lab -> Cb/Cr, guided upsampling, gamut limit (``Colorizer.chroma``)
+* ``quantise``        Cb/Cr -> integer planes (``postprocess`` minus ``chroma``)
+* ``callback glue``   the rest of the ModifyFrame callback: frame copies in and out, properties, caches
+* ``graph overhead``  the rest of the frame's wall time: VapourSynth scheduling, ModifyFrame, Python entry
 
 Glue is everything but ``source`` and ``inference``; the goal is glue <= 10% of inference. With
-``--device cuda`` the GPU is synchronised after each stage so that the clock sees its work. Prints a
-markdown table per size on stdout (``--json``: one JSON object). Figures to read, never asserted.
+``--device cuda`` the GPU is synchronised at each clock reading. Prints a markdown table per size on stdout
+(``--json``: one JSON object). Figures to read, never asserted by tests.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
+import threading
 import time
-from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import vapoursynth as vs  # noqa: E402
 
 from common import file_clip, machine, markdown_table, parse_sizes, prepare_models, synthetic_clip  # noqa: E402
 
 core = vs.core
-STAGES = ("source", "resize", "vs->array", "preprocess", "inference", "temporal", "luma guide", "chroma upsample",
-          "quantise", "array->vs")
+STAGES = ("source", "resize", "preprocess", "inference", "temporal", "luma guide", "chroma upsample", "quantise",
+          "callback glue", "graph overhead")
 NOT_GLUE = ("source", "inference")
+# Colorizer method -> the stage its exclusive time is charged to.
+METHODS = {"preprocess": "preprocess", "infer": "inference", "predict": "temporal", "window_length": "temporal",
+           "combine": "temporal", "luma_guide": "luma guide", "chroma": "chroma upsample", "postprocess": "quantise"}
 
 
-class Clock:
-    """Accumulates seconds per stage; ``sync`` is called before each reading (CUDA)."""
+class StageClock:
+    """Exclusive time per stage of nested calls (a per-thread stack of running clocks)."""
 
     def __init__(self, sync=None) -> None:
         self.sync = sync or (lambda: None)
-        self.totals = dict.fromkeys(STAGES, 0.0)
-        self.t = time.perf_counter()
-        self.recording = True
+        self.totals: dict[str, float] = {}
+        self.recording = False
+        self._local = threading.local()
 
-    def start(self) -> None:
-        self.sync()
-        self.t = time.perf_counter()
+    def wrap(self, stage: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            stack = self._local.__dict__.setdefault("stack", [])
+            self.sync()
+            stack.append(0.0)  # time spent in nested timed calls
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.sync()
+                elapsed = time.perf_counter() - t0
+                nested = stack.pop()
+                if stack:
+                    stack[-1] += elapsed
+                if self.recording:
+                    self.totals[stage] = self.totals.get(stage, 0.0) + elapsed - nested
+        return timed
 
-    def lap(self, stage: str) -> None:
-        self.sync()
-        now = time.perf_counter()
-        if self.recording:
-            self.totals[stage] += now - self.t
-        self.t = now
+
+def render_time(clip: vs.VideoNode, warmup: int, frames: int) -> float:
+    """Seconds to render frames ``warmup ..`` of ``clip`` one by one (no prefetching)."""
+    for n in range(warmup):
+        clip.get_frame(n)
+    t0 = time.perf_counter()
+    for n in range(warmup, warmup + frames):
+        clip.get_frame(n)
+    return time.perf_counter() - t0
 
 
 def profile(clip: vs.VideoNode, colorizer, *, render_size: int, warmup: int, frames: int) -> dict[str, float]:
     """Mean ms per frame of each stage over ``frames`` frames after ``warmup`` untimed ones."""
     import torch
 
-    from vs_colorgan.formats import quantize_chroma, resolve_colorimetry
+    from vs_colorgan import filter as vsfilter
     from vs_colorgan.pipeline import render_shape
 
-    c = colorizer
-    rw, rh = render_shape(clip.width, clip.height, render_size, c.config.size_multiple)
-    luma = core.std.ShufflePlanes(clip, 0, vs.GRAY)
-    small = core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)
-    fmt = clip.format
-    radius = c.options.temporal_radius
-    window: deque = deque(maxlen=radius + 1)  # (RenderLuma, ab_norm) of frames n, n-1, ... newest first
-    sync = torch.cuda.synchronize if c.device.type == "cuda" else None
-    clock = Clock(sync)
-    with torch.inference_mode():
-        for n in range(warmup + frames):
-            clock.recording = n >= warmup
-            clock.start()
-            frame = clip.get_frame(n)
-            clock.lap("source")
-            sf = small.get_frame(n)
-            clock.lap("resize")
-            y = torch.from_numpy(np.array(sf[0], dtype=np.float32, copy=True)).to(c.device)
-            clock.lap("vs->array")
-            r = c.preprocess(y)
-            clock.lap("preprocess")
-            ab_n = c.infer(r.l_norm)
-            clock.lap("inference")
-            window.appendleft((r, ab_n))
-            l_window = [w[0].l_norm for w in window]
-            length = c.window_length(l_window)
-            ab = c.combine([w[1] for w in list(window)[:length]], l_window)
-            clock.lap("temporal")
-            cm = resolve_colorimetry(frame.props, width=clip.width, height=clip.height, is_float=False,
-                                     fallback_matrix=None)
-            guide = c.luma_guide(np.asarray(frame[0]), bits=fmt.bits_per_sample, full_range=cm.full_range,
-                                 subsampling_w=fmt.subsampling_w, subsampling_h=fmt.subsampling_h,
-                                 chroma_location=int(frame.props.get("_ChromaLocation", 0)))
-            clock.lap("luma guide")
-            cbcr = c.chroma(r, ab, guide, matrix=cm.matrix)
-            clock.lap("chroma upsample")
-            cb, cr = (quantize_chroma(cbcr[0, i], bits=fmt.bits_per_sample, full_range=cm.full_range, is_float=False)
-                      for i in (0, 1))
-            clock.lap("quantise")
-            out = frame.copy()
-            np.copyto(np.asarray(out[1]), cb)
-            np.copyto(np.asarray(out[2]), cr)
-            out.props.update(cm.output_props())
-            del out
-            clock.lap("array->vs")
-    return {k: 1000.0 * v / frames for k, v in clock.totals.items()}
+    threads = core.num_threads
+    core.num_threads = 1  # one frame at a time: the clocks do not overlap
+    try:
+        c = colorizer
+        sync = torch.cuda.synchronize if c.device.type == "cuda" else None
+        clock = StageClock(sync)
+        for name, stage in METHODS.items():
+            if hasattr(c, name):
+                setattr(c, name, clock.wrap(stage, getattr(c, name)))
+        out, processor = vsfilter.build(clip, c, render_size=render_size)
+        processor.process = clock.wrap("callback glue", processor.process)
+        # the same source and resize nodes as the filter's, rendered alone (fresh nodes: no shared cache)
+        rw, rh = render_shape(clip.width, clip.height, render_size, c.config.size_multiple)
+        src_s = render_time(clip, warmup, frames)
+        small = core.resize.Bicubic(core.std.ShufflePlanes(clip, 0, vs.GRAY), rw, rh, format=vs.GRAYS)
+        resize_s = render_time(small, warmup, frames) - src_s
+        for n in range(warmup):
+            out.get_frame(n)
+        clock.recording = True
+        t0 = time.perf_counter()
+        for n in range(warmup, warmup + frames):
+            out.get_frame(n)
+        wall = time.perf_counter() - t0
+    finally:
+        core.num_threads = threads
+    ms = {k: 0.0 for k in STAGES}
+    for k, v in clock.totals.items():
+        ms[k] += 1000.0 * v / frames
+    ms["source"] = 1000.0 * src_s / frames
+    ms["resize"] = max(0.0, 1000.0 * resize_s / frames)
+    inside = sum(v for k, v in ms.items() if k not in ("source", "resize", "graph overhead"))
+    ms["graph overhead"] = max(0.0, 1000.0 * wall / frames - inside - ms["source"] - ms["resize"])
+    return ms
 
 
 def summarise(ms: dict[str, float]) -> dict:
