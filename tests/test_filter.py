@@ -143,6 +143,10 @@ def test_props_are_set_and_passed_through(model: Path) -> None:
     assert o.props["_ChromaLocation"] == 2
     assert colorize(src, model=model, matrix=9).get_frame(0).props["_Matrix"] == 9  # fallback for untagged frames
     assert colorize(tagged, model=model, matrix=9).get_frame(0).props["_Matrix"] == 1  # tags win
+    # a GRAY plane taken from an RGB clip carries _Matrix=0: no statement about YCbCr, the default applies
+    from_rgb = core.std.ShufflePlanes(core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.RGB24), 1, vs.GRAY)
+    assert from_rgb.get_frame(0).props["_Matrix"] == 0
+    assert colorize(from_rgb, model=model).get_frame(0).props["_Matrix"] == 6
     # HD frames without a matrix get BT.709 and its transfer and primaries
     hd = colorize(core.std.BlankClip(format=vs.GRAY8, width=1280, height=720, length=1), model=model).get_frame(0)
     assert (hd.props["_Matrix"], hd.props["_Transfer"], hd.props["_Primaries"]) == (1, 1, 1)

@@ -111,6 +111,7 @@ def _cut_flag(newer: vs.VideoFrame, older: vs.VideoFrame) -> bool | None:
 class _PlaneFormat:
     bits: int
     is_float: bool
+    gray: bool  # the source is GRAY (its _Matrix says nothing about the output's)
     subsampling_w: int
     subsampling_h: int
     width: int
@@ -151,7 +152,7 @@ class FrameProcessor:
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         props = frame.props
         cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
-                                 fallback_matrix=self.fallback_matrix)
+                                 fallback_matrix=self.fallback_matrix, gray=p.gray)
         guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
                              subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
                              chroma_location=int(props.get("_ChromaLocation", 0)))
@@ -186,6 +187,7 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
     num = clip.num_frames
     shifted = [small] + [(small[0] * k + small)[:num] if k < num else small[0] * num for k in range(1, radius + 1)]
     plane = _PlaneFormat(bits=wfmt.bits_per_sample, is_float=wfmt.sample_type == vs.FLOAT,
+                         gray=fmt.color_family == vs.GRAY,
                          subsampling_w=wfmt.subsampling_w, subsampling_h=wfmt.subsampling_h,
                          width=clip.width, height=clip.height)
     cache_size = radius + 1 + 2 * core.num_threads + 2  # frames in flight + the window: each inferred once

@@ -81,11 +81,12 @@ class FrameColorimetry:
 
 
 def resolve_colorimetry(props: Mapping[str, Any], *, width: int, height: int, is_float: bool,
-                        fallback_matrix: int | None = None) -> FrameColorimetry:
+                        fallback_matrix: int | None = None, gray: bool = False) -> FrameColorimetry:
     """Read (and default) a YUV or GRAY frame's colorimetry. Raises :class:`ColorizeError` for matrices
-    the colour path cannot use (RGB-as-YUV, YCgCo, constant-luminance, ICtCp ...)."""
+    the colour path cannot use (RGB-as-YUV, YCgCo, constant-luminance, ICtCp ...). For a GRAY source
+    (``gray=True``) a ``_Matrix`` of 0 (left by a plane taken from an RGB clip) means unspecified."""
     matrix = int(props.get("_Matrix", UNSPECIFIED))
-    if matrix == UNSPECIFIED:
+    if matrix == UNSPECIFIED or (gray and matrix == 0):
         matrix = fallback_matrix if fallback_matrix is not None else default_matrix(width, height)
     if matrix not in MATRIX_COEFFICIENTS:
         raise ColorizeError(
