@@ -22,7 +22,6 @@ are kept). ``OUT/manifest.json`` lists what was kept and why the rest was skippe
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
