@@ -275,6 +275,9 @@ class OrtRunner:
                 }))
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: ORT's warnings go to stderr, but keep them quiet
+        # ORT's pool threads spin after each run by default, taking the cores from VapourSynth's threads
+        # (zimg, the glue, other frames) that run between inferences; let them sleep instead
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
