@@ -9,8 +9,9 @@
 The generator is a fresh U-Net of ``--width`` (random weights: speed does not depend on them), render
 size 256. The clip is ``--clip`` (default: the bundled sample) resized to ``--size`` as 8-bit gray, or
 a generated one when there is no file. Frames are rendered in order through VapourSynth after 4
-untimed warm-up frames; each pipeline is timed ``--repeats`` times, interleaved, and the best run is
-reported (other work on the machine only ever slows a run down). Also prints the colour difference
+untimed warm-up frames; each pipeline is timed ``--repeats`` times, interleaved; reported are the best
+frame rate (other work on the machine only ever slows a run down) and the median CPU time per frame
+(this process, all threads: what the pipeline costs, nearly independent of the machine's load). Also prints the colour difference
 between the two outputs (RGBS, mean and max over a few frames), raw and with the source luma put back.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -54,14 +56,24 @@ def source_clip(path: Path | None, width: int, height: int, frames: int) -> vs.V
     return core.std.ModifyFrame(blank, blank, draw)
 
 
-def fps(clip: vs.VideoNode, warmup: int = 4) -> float:
+def timed(clip: vs.VideoNode, warmup: int = 4) -> tuple[float, float]:
+    """(frames per second, CPU milliseconds per frame) rendering ``clip`` in order after ``warmup`` frames.
+
+    CPU time is this process's user + system time over all threads (``getrusage``): unlike the wall
+    clock it barely moves when other programs compete for the cores, so it compares pipelines fairly
+    on a busy machine.
+    """
     for _ in clip[:warmup].frames():
         pass
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     count = 0
     for _ in clip[warmup:].frames():
         count += 1
-    return count / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return count / wall, 1000.0 * (usage.ru_utime + usage.ru_stime - cpu0) / count
 
 
 def rgbs_planes(frame: vs.VideoFrame) -> np.ndarray:
@@ -98,18 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         "colorize ort r=0": vs_colorgan.colorize(src, model=str(native), backend="ort", temporal_radius=0),
         "source only": src,
     }
-    best: dict[str, float] = {}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in pipelines}
     for _ in range(args.repeats):
         for name, clip in pipelines.items():
-            best[name] = max(best.get(name, 0.0), fps(clip))
+            runs[name].append(timed(clip))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, VapourSynth threads "
           f"{core.num_threads}, load average {os.getloadavg()[0]:.1f}; clip {width}x{height}, {args.frames} frames; "
           f"U-Net width {args.width}, render size 256, fp32")
-    print("| pipeline | fps (best of %d) |" % args.repeats)
-    print("|---|---|")
-    for name, value in best.items():
-        print(f"| {name} | {value:.2f} |")
+    print(f"| pipeline | fps (best of {args.repeats}) | CPU ms per frame (median) |")
+    print("|---|---|---|")
+    for name, values in runs.items():
+        print(f"| {name} | {max(v[0] for v in values):.2f} | {np.median([v[1] for v in values]):.0f} |")
 
     # colour difference between the two outputs, RGBS [0, 1]
     filtered = core.resize.Point(pipelines["colorize ort r=0"], format=vs.RGBS)
