@@ -136,6 +136,23 @@ def test_perceptual_loss_with_vgg16_state_dict(vgg16_weights, capsys):
         losses.PerceptualLoss(vgg16_weights.parent / "missing.pth")
 
 
+@pytest.mark.parametrize("preset", ["unet", "colorization-net"])
+def test_resnet18_weights_start_the_encoder(preset, tmp_path):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    sd = resnet18(weights=None).state_dict()
+    torch.save(sd, tmp_path / "r18.pth")
+    o = resolve(preset, {"data": ("x",), "out": "y", "width": 64, "resnet_weights": str(tmp_path / "r18.pth")})
+    g = GANSetup(o, torch.device("cpu")).generator
+    conv1 = g.encoder.conv1.weight if preset == "unet" else g.midlevel[0].weight
+    layer2 = g.encoder.layer2[1].conv2.weight if preset == "unet" else g.midlevel[5][1].conv2.weight
+    assert torch.equal(conv1, sd["conv1.weight"].sum(1, keepdim=True))  # RGB filters summed for gray input
+    assert torch.equal(layer2, sd["layer2.1.conv2.weight"])
+    with pytest.raises(ValueError, match="resnet18 state dict"):
+        GANSetup(resolve(preset, {"data": ("x",), "out": "y", "width": 32, "resnet_weights": str(tmp_path / "r18.pth")}), torch.device("cpu"))
+
+
 # ---- presets train, with the adversarial phase
 
 

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from vs_colorgan.networks import PatchDiscriminator, build_generator, load_torchvision_resnet18
+from vs_colorgan.networks import PatchDiscriminator, ResNet18Encoder, build_generator, load_torchvision_resnet18
 
 from . import losses
 from .options import TrainOptions
@@ -64,10 +64,7 @@ class Setup:
         self.device = device
         self.g: nn.Module = build_generator(opts.arch, opts.width).to(device)
         if opts.resnet_weights:
-            enc = getattr(self.g, "encoder", None)
-            if enc is None:  # ColorizationNet keeps ResNet-18 children[:6] as `midlevel`
-                raise ValueError("--resnet-weights: only the unet generator keeps a whole ResNet-18 encoder")
-            load_torchvision_resnet18(enc, torch.load(opts.resnet_weights, map_location="cpu", weights_only=True))
+            self._load_resnet(opts.resnet_weights)
         self.d: nn.Module = PatchDiscriminator(3, opts.d_width, opts.d_norm).to(device)
         self.perceptual = losses.build_perceptual(opts.vgg_weights, opts.w_perc)
         if self.perceptual is not None:
@@ -77,6 +74,21 @@ class Setup:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.d_lr, betas=opts.d_betas)
         self.l_norm = self.ab_true = self.ab_fake = None
         self.distributed = False
+
+    def _load_resnet(self, path: str) -> None:
+        """Start the encoder from a torchvision resnet18 state dict (paper 3.1/3.2: ImageNet-pretrained)."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError) as e:
+            raise ValueError(f"colorgan-train: \"resnet_weights\" must be a torchvision resnet18 state dict file, not {path!r} ({e})") from None
+        g = _unwrap(self.g)
+        if hasattr(g, "encoder"):  # UNetGenerator: the whole ResNet-18
+            load_torchvision_resnet18(g.encoder, state)
+        else:  # ColorizationNet: ResNet-18 children[:6] as `midlevel`
+            enc = ResNet18Encoder(1, self.opts.width)
+            load_torchvision_resnet18(enc, state)
+            g.midlevel.load_state_dict(nn.Sequential(*list(enc.children())[:6]).state_dict(), strict=True)
+        g.to(self.device)
 
     # ---- what a checkpoint holds
     @property
