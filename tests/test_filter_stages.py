@@ -24,7 +24,7 @@ from vs_colorgan.errors import ColorizeError
 from vs_colorgan.pipeline import render_shape
 from vs_colorgan.temporal import PredictionCache, combine, mean_abs_l_difference, window_length
 from vs_colorgan.color import MATRIX_COEFFICIENTS, ycbcr_to_rgb
-from vs_colorgan.upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
+from vs_colorgan.upsample import box_mean, fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
 torch.set_num_threads(1)
 core = vs.core
@@ -120,6 +120,13 @@ def _edge_scene(size: int = 256, low: int = 64):
     # a network's chroma is softer than the truth: blur it at low resolution
     cb_low = F.avg_pool2d(F.interpolate(cb, size=(low, low), mode="area"), 3, 1, 1, count_include_pad=False)
     return y, cb, y_low, cb_low, edge
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+def test_box_mean_matches_average_pooling(radius: int) -> None:
+    x = torch.rand(1, 3, 37, 53, dtype=torch.float64)
+    ref = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    assert torch.allclose(box_mean(x.float(), radius).double(), ref, atol=1e-5)
 
 
 def test_guided_upsampling_does_not_bleed_over_luma_edges() -> None:
