@@ -92,3 +92,28 @@ def test_nothing_usable_is_a_clear_error(tmp_path):
     (tmp_path / "x.txt").write_text("no images")
     with pytest.raises(ValueError, match="no usable colour image or video"):
         build_datasets([str(tmp_path)], image_size=64, val_fraction=0.1, show_progress=False)
+
+
+def test_gathered_folder_trains_on_images_and_frames_only(tree, tmp_path):
+    """A colorgan-gather folder: held-out clips and package caches are never training data."""
+    import shutil
+
+    from PIL import Image
+
+    g = tmp_path / "gathered"
+    (g / "images" / "src").mkdir(parents=True)
+    (g / "frames" / "clip").mkdir(parents=True)
+    Image.fromarray(_colour(64, 64, 1)).save(g / "images" / "src" / "a.jpg")
+    Image.fromarray(_colour(64, 64, 2)).save(g / "frames" / "clip" / "clip_00000.jpg")
+    (g / "heldout").mkdir()
+    shutil.copy(tree / "clip.avi", g / "heldout" / "vtest.avi")
+    (g / "pkgs" / "usr").mkdir(parents=True)
+    Image.fromarray(_colour(64, 64, 3)).save(g / "pkgs" / "usr" / "wallpaper.png")
+    (g / "manifest.json").write_text("{}")
+    items, skipped = scan([str(g)], show_progress=False)
+    assert sorted(rel for rel, _ in items) == ["frames/clip/clip_00000.jpg", "images/src/a.jpg"]
+    assert not skipped
+    # a plain folder is searched entirely, except folders named heldout
+    (g / "manifest.json").unlink()
+    items, _ = scan([str(g)], show_progress=False)
+    assert sorted(rel for rel, _ in items) == ["frames/clip/clip_00000.jpg", "images/src/a.jpg", "pkgs/usr/wallpaper.png"]

@@ -127,6 +127,18 @@ def _in_validation(rel: str, fraction: float) -> bool:
     return h / 2**64 < fraction
 
 
+# Never trained on: clips colorgan-gather reserves for evaluation.
+EXCLUDED_DIRS = frozenset({"heldout"})
+
+
+def _training_dirs(root: Path) -> list[Path]:
+    """A folder made by colorgan-gather (it has manifest.json) trains on its images/ and frames/ only,
+    not on its package caches (pkgs/, debs/) nor its held-out clips; any other folder on everything."""
+    if (root / "manifest.json").is_file() and (root / "images").is_dir():
+        return [d for d in (root / "images", root / "frames") if d.is_dir()]
+    return [root]
+
+
 def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show_progress: bool = True) -> tuple[list[tuple[str, Item]], Counter]:
     """Walk ``roots`` recursively; return ``(relative key, Item)`` for usable files and a Counter of skips."""
     from tqdm import tqdm
@@ -140,11 +152,12 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
             continue
         if not rootp.is_dir():
             raise ValueError(f"training.data: \"data\" must be existing folders or files, not {root!r}")
-        for dirpath, dirnames, filenames in os.walk(rootp, followlinks=True):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                files.append((os.path.relpath(full, rootp), full))
+        for top in _training_dirs(rootp):
+            for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+                dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS)
+                for name in sorted(filenames):
+                    full = os.path.join(dirpath, name)
+                    files.append((os.path.relpath(full, rootp), full))
     items: list[tuple[str, Item]] = []
     for rel, full in tqdm(files, desc="scanning data", unit="file", disable=not show_progress, file=sys.stderr):
         ext = os.path.splitext(full)[1].lower()
@@ -210,7 +223,7 @@ class ColorDataset(Dataset):
         else:
             top, left = (nh - s) // 2, (nw - s) // 2
         arr = arr[top : top + s, left : left + s]
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        t = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float() / 255.0  # a writable copy
         if self.train and torch.rand(()).item() < 0.5:
             t = t.flip(-1)
         return t
