@@ -329,6 +329,10 @@ def test_model_file_errors(model: Path, gray8: vs.VideoNode, tmp_path: Path) -> 
     wrong = tmp_path / "wrong.safetensors"
     save_generator(wrong, tiny_generator(), ModelConfig(arch="unet", width=16, render_size=RS))
     assert "weights do not fit a unet of width 16" in _error(clip=gray8, model=wrong, backend="torch")
+    # a model trained with another normalisation
+    scaled = tmp_path / "scaled.safetensors"
+    save_generator(scaled, tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS, ab_scale=128.0))
+    assert "normalises L by 50.0 and ab by 128.0" in _error(clip=gray8, model=scaled, backend="torch")
     # an ONNX file with our metadata but the wrong interface (3 input channels)
     odd = tmp_path / "odd.onnx"
     conv = torch.nn.Conv2d(3, 2, 1)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from . import color
 from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
+from .errors import ColorizeError
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
 from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
@@ -87,6 +88,10 @@ class Colorizer:
     """A loaded generator plus the options of the colour path; each stage is a method that can be timed alone."""
 
     def __init__(self, runner: Runner, options: ColorOptions = ColorOptions()) -> None:
+        cfg = runner.config
+        if (cfg.l_scale, cfg.ab_scale) != (color.L_SCALE, color.AB_SCALE):
+            raise ColorizeError(f"\"model\" normalises L by {cfg.l_scale} and ab by {cfg.ab_scale}; this version of "
+                                f"vs_colorgan runs models with {color.L_SCALE} and {color.AB_SCALE} only")
         self.runner = runner
         self.options = options
         self.config = runner.config
