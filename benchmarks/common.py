@@ -159,6 +159,25 @@ def rss_mib() -> float:
         return peak_rss_mib()
 
 
+def trimmed_rss_mib() -> float | None:
+    """RSS after glibc's ``malloc_trim(0)`` hands freed heap pages back to the system; None without glibc.
+
+    Growth that disappears here is allocator retention (fragmented free memory across threads' arenas),
+    not a leak: live objects cannot be trimmed."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is None or not hasattr(libc, "malloc_trim"):
+            return None
+        libc.malloc_trim(0)
+    except OSError:
+        return None
+    return rss_mib()
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far, MiB (``getrusage``; KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -17,7 +17,8 @@ prefetches ``core.num_threads`` frames), after a few untimed warm-up frames; the
 black-and-white one with moving content (``--clip`` for a real file). ``source`` is the clip alone.
 
 Memory: RSS at the start, middle and end of a ``--memory-frames`` render of ``colorize torch`` at the
-first size, plus the peak: a flat line shows that caches are bounded. With ``--device cuda``: the
+first size, plus the peak, and the end again after glibc's ``malloc_trim(0)``: a flat line shows that
+caches are bounded; growth that the trim gives back is the allocator keeping freed memory, not a leak. With ``--device cuda``: the
 torch backend in fp16, ORT's CUDA provider, vs-mlrt's CUDA provider in fp16.
 
 Prints markdown tables on stdout (``--json``: one JSON object instead). Timings are figures to read,
@@ -41,6 +42,7 @@ import vapoursynth as vs  # noqa: E402
 
 from common import (  # noqa: E402
     ModelFiles, file_clip, machine, markdown_table, parse_sizes, peak_rss_mib, prepare_models, rss_mib,
+    trimmed_rss_mib,
     synthetic_clip, time_frames,
 )
 
@@ -112,6 +114,8 @@ def memory_run(build: Callable[[vs.VideoNode], vs.VideoNode], clip: vs.VideoNode
         if i in marks:
             readings[marks[i]] = round(rss_mib(), 1)
     readings["peak"] = round(peak_rss_mib(), 1)
+    trimmed = trimmed_rss_mib()
+    readings["end_trimmed"] = None if trimmed is None else round(trimmed, 1)
     return {"frames": n, "rss_mib": readings, "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -230,8 +234,9 @@ def render_markdown(result: dict) -> str:
     if mem:
         out.append(f"### memory: {mem['pipeline']}, {mem['frames']} frames at {mem['size']} ({mem['seconds']} s)\n")
         r = mem["rss_mib"]
-        out += [markdown_table(("RSS MiB at start", "middle", "end", "peak"),
-                               [(r.get("start"), r.get("middle"), r.get("end"), r.get("peak"))]), ""]
+        out += [markdown_table(("RSS MiB at start", "middle", "end", "peak", "end after malloc_trim"),
+                               [(r.get("start"), r.get("middle"), r.get("end"), r.get("peak"),
+                                 _f(r.get("end_trimmed"), "{}"))]), ""]
     return "\n".join(out)
 
 
