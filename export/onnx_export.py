@@ -15,8 +15,6 @@ Metadata keys (``metadata_props``), all strings:
 * ``vs_colorgan.precision``: ``fp32`` or ``fp16`` (the generator's arithmetic; IO is float32 always).
 * ``vs_colorgan.io``: the inputs and outputs in words.
 * ``vs_colorgan.simplified``: ``onnxslim <version>`` or ``no``.
-* ``vs_colorgan.ort_rewrites`` (vsmlrt only): the exact op rewrites applied (:mod:`export.ort_rewrites`),
-  e.g. ``Einsum 1, Pow 1, Where 6``.
 * ``vs_colorgan.exporter``: torch and onnx versions that wrote the file.
 * anything passed in ``extra_metadata`` (``colorgan-export`` adds ``vs_colorgan.source_sha256``).
 """
@@ -37,7 +35,6 @@ from torch import nn
 from vs_colorgan.model_io import METADATA_KEY, ModelConfig, ModelFileError, atomic_write, read_config
 
 from .graphs import NativeGraph, VsmlrtGraph
-from .ort_rewrites import rewrite_for_ort
 
 DEFAULT_OPSET = 17
 # The TorchScript exporter writes opsets up to 20 (torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET);
@@ -53,7 +50,6 @@ IO_KEY = f"{METADATA_KEY}.io"
 SIMPLIFIED_KEY = f"{METADATA_KEY}.simplified"
 EXPORTER_KEY = f"{METADATA_KEY}.exporter"
 SOURCE_KEY = f"{METADATA_KEY}.source_sha256"
-REWRITES_KEY = f"{METADATA_KEY}.ort_rewrites"
 
 # Render sizes the vs-mlrt graph accepts (the filter's own bounds for ``render_size``).
 MIN_RENDER_SIZE, MAX_RENDER_SIZE = 64, 2048
@@ -185,10 +181,6 @@ def export_onnx(
                 graph, (dummy,), tmp, dynamo=False, opset_version=opset,
                 input_names=[inp], output_names=[out], dynamic_axes={inp: axes, out: axes},
             )
-        if target == "vsmlrt":  # exact rewrites of the colour conversion's slow ORT ops (export/ort_rewrites.py)
-            proto, counts = rewrite_for_ort(onnx.load(tmp))
-            onnx.save(proto, tmp)
-            metadata[REWRITES_KEY] = ", ".join(f"{op} {n}" for op, n in sorted(counts.items())) or "none"
         metadata[SIMPLIFIED_KEY] = simplify_onnx(tmp) if simplify else "no"
         proto = onnx.load(tmp)
         for key, value in metadata.items():
