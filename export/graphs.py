@@ -92,7 +92,7 @@ def resample_matrix(n_in: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
     (``core.resize.Bicubic(luma, w, h, format=vs.GRAYS)``), so the network sees the same input here.
 
     A matrix rather than ONNX ``Resize``: Resize has no anti-aliasing before opset 18 (the default
-    opset is 17), and the matrix needs only Range, Where, arithmetic, ReduceSum and MatMul.
+    opset is 17), and the matrix needs only Range, Clip, arithmetic, ReduceSum and MatMul.
     """
     step = torch.clamp(n_out / n_in, max=1.0)
     pos = (torch.arange(n_out.to(torch.int64), dtype=torch.float32) + 0.5) * (n_in / n_out)
@@ -114,9 +114,10 @@ class VsmlrtGraph(nn.Module):
     Per frame, as vs_colorgan.colorize does it: shrink the gray to the render size (short side
     ``render_size``, sides multiples of ``size_multiple``), take its L* (``gray_to_l``), predict ab,
     enlarge ab bilinearly to the frame, and convert the full-resolution L* of the gray with the
-    enlarged ab to sRGB (``merge_lab``). The output's height and width are those of the input *by broadcasting* with
-    the full-resolution L, which is what lets ONNX shape inference (run by vs-mlrt after it fixes
-    the input shape, common/onnx_utils.cpp) find a static output shape for its frame buffers.
+    enlarged ab to sRGB (``merge_lab``). The output's height and width are those of the input by
+    broadcasting with the full-resolution L, which is what lets ONNX shape inference (run by vs-mlrt
+    after it fixes the input shape, common/onnx_utils.cpp) find a static output shape for its frame
+    buffers. vs-mlrt feeds a batch of 1; the graph itself takes any batch.
     """
 
     input_names = ("gray",)
