@@ -11,15 +11,23 @@ Errors are absolute, in the output's own units:
 * vsmlrt: sRGB in [0, 1] (1/255 = 0.0039 is one 8-bit code value).
 
 Tolerances (:data:`TOLERANCES`). fp32: ORT and PyTorch sum the same products in a different order,
-so 1e-3 max / 1e-4 mean is about 100x what we measure (1e-6 ... 1e-5) yet 10x below an 8-bit step.
-fp16: float16 keeps 11 significant bits (relative step 4.9e-4), compounded over the ~20 layers of
-the ResNet-18 encoder; 3e-2 max / 3e-3 mean (3.3 / 0.33 ab units) stays below a just-noticeable
-colour difference (Delta E ~ 2.3, Sharma 2003) on average while failing broken conversions, whose
-errors are of the order of the signal (0.1 ... 1).
+so 1e-3 max / 1e-4 mean is about 10x what we measure (1e-7 ... 2e-4, a partly trained U-Net giving
+the largest) yet 4x below an 8-bit step. fp16: float16 keeps 11 significant bits (relative step
+4.9e-4), compounded over the ~20 layers of the ResNet-18 encoder; 3e-2 max / 3e-3 mean (3.3 / 0.33 ab
+units) stays about one just-noticeable colour difference (Delta E ~ 2.3, Sharma 2003) at worst while
+failing broken conversions, whose errors are of the order of the signal (0.1 ... 1).
+
+fp16 on uniform noise is judged on the mean only, and more loosely (:data:`NOISE_FP16`: mean 1e-2):
+noise is far outside what a trained generator has seen, its activations run large, and float16 then
+loses single pixels by 0.1 or more (measured on a partly trained U-Net width 32: max 0.19, mean 6e-4
+with ONNX Runtime; PyTorch's own float16 gives max 0.16, mean 3.3e-3) while the photographs stay
+within max 1.1e-2 / mean 1.5e-4. The noise cases are there to catch frozen sizes, which break the
+mean as well.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,19 +60,35 @@ UNITS = {"native": "ab_norm", "vsmlrt": "sRGB [0, 1]"}
 IMAGES = ("astronaut", "coffee", "chelsea", "camera")
 
 
+# fp16 on uniform noise: mean only (see the module docstring)
+NOISE_FP16 = Tolerance(math.inf, 1e-2)
+
+
+def tolerance_for(target: str, precision: str, case: str) -> Tolerance:
+    """The tolerance a parity case is held to: ``case`` is "random" or an image name."""
+    if case == "random" and precision == "fp16":
+        return NOISE_FP16
+    return TOLERANCES[(target, precision)]
+
+
 @dataclass(frozen=True)
 class ParityCase:
     name: str
     shape: tuple[int, ...]
     max_abs: float
     mean_abs: float
+    tolerance: Tolerance
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs <= self.tolerance.max_abs and self.mean_abs <= self.tolerance.mean_abs
 
 
 @dataclass(frozen=True)
 class ParityReport:
     target: str
     precision: str
-    tolerance: Tolerance
+    tolerance: Tolerance  # for the photographs (and for everything in fp32)
     cases: tuple[ParityCase, ...]
     notes: tuple[str, ...] = field(default=())
 
@@ -78,15 +102,21 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return self.max_abs <= self.tolerance.max_abs and self.mean_abs <= self.tolerance.mean_abs
+        return all(c.passed for c in self.cases)
+
+    def failures(self) -> list[ParityCase]:
+        return [c for c in self.cases if not c.passed]
 
     def lines(self) -> list[str]:
         tol = self.tolerance
-        out = [f"parity, ONNX Runtime vs PyTorch fp32 ({self.target}, {self.precision}; error in {UNITS[self.target]}; "
-               f"tolerance max {tol.max_abs:.0e}, mean {tol.mean_abs:.0e}):"]
+        head = (f"parity, ONNX Runtime vs PyTorch fp32 ({self.target}, {self.precision}; error in {UNITS[self.target]}; "
+                f"tolerance max {tol.max_abs:.0e}, mean {tol.mean_abs:.0e}")
+        if self.precision == "fp16":
+            head += f"; on noise mean {NOISE_FP16.mean_abs:.0e}"
+        out = [head + "):"]
         for c in self.cases:
             shape = "x".join(map(str, c.shape))
-            out.append(f"  {c.name:<12} {shape:<14} max {c.max_abs:.2e}  mean {c.mean_abs:.2e}")
+            out.append(f"  {c.name:<12} {shape:<14} max {c.max_abs:.2e}  mean {c.mean_abs:.2e}  {'ok' if c.passed else 'FAIL'}")
         out += [f"  note: {n}" for n in self.notes]
         out.append(f"  worst: max {self.max_abs:.2e}, mean {self.mean_abs:.2e} -> {'PASS' if self.passed else 'FAIL'}")
         return out
@@ -97,9 +127,9 @@ class ParityError(RuntimeError):
 
     def __init__(self, report: ParityReport) -> None:
         self.report = report
-        tol = report.tolerance
-        super().__init__(f"ONNX output differs from PyTorch beyond tolerance: max {report.max_abs:.2e} "
-                         f"(allowed {tol.max_abs:.0e}), mean {report.mean_abs:.2e} (allowed {tol.mean_abs:.0e})")
+        worst = ", ".join(f"{c.name} {'x'.join(map(str, c.shape))}: max {c.max_abs:.2e} (allowed {c.tolerance.max_abs:.0e}), "
+                          f"mean {c.mean_abs:.2e} (allowed {c.tolerance.mean_abs:.0e})" for c in report.failures())
+        super().__init__(f"ONNX output differs from PyTorch beyond tolerance ({worst})")
 
 
 def _real_images() -> Iterator[tuple[str, torch.Tensor]]:
@@ -164,7 +194,7 @@ def verify_onnx(
     """Run ``path`` with ONNX Runtime (CPU) and PyTorch fp32 on the same inputs; report the errors.
 
     ``threads``: ORT intra-op threads (0 = ORT's default). With ``strict`` (default), raises
-    :class:`ParityError` when the worst case exceeds ``TOLERANCES[(target, precision)]``.
+    :class:`ParityError` when a case exceeds its tolerance (:func:`tolerance_for`).
 
     >>> report = verify_onnx("model.onnx", model, cfg)
     >>> print("\\n".join(report.lines()))
@@ -180,6 +210,7 @@ def verify_onnx(
     if render_size is not None:
         config = dataclasses.replace(config, render_size=render_size)
     inputs, notes = parity_inputs(config, target, seed=seed)
+    precision = "fp16" if fp16 else "fp32"
     cases = []
     with torch.inference_mode():
         for name, x in inputs:
@@ -187,11 +218,11 @@ def verify_onnx(
             got = session.run(None, {inp: x.numpy()})[0]
             if got.shape != want.shape:  # e.g. a size frozen at export time
                 notes.append(f"{name}: ONNX output shape {got.shape}, PyTorch {want.shape}")
-                cases.append(ParityCase(name, tuple(x.shape), float("inf"), float("inf")))
+                cases.append(ParityCase(name, tuple(x.shape), math.inf, math.inf, tolerance_for(target, precision, name)))
                 continue
             err = np.abs(got.astype(np.float64) - want)
-            cases.append(ParityCase(name, tuple(x.shape), float(err.max()), float(err.mean())))
-    precision = "fp16" if fp16 else "fp32"
+            cases.append(ParityCase(name, tuple(x.shape), float(err.max()), float(err.mean()),
+                                    tolerance_for(target, precision, name)))
     report = ParityReport(target, precision, TOLERANCES[(target, precision)], tuple(cases), tuple(notes))
     if strict and not report.passed:
         raise ParityError(report)
