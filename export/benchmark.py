@@ -28,9 +28,10 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from vs_colorgan.model_io import ModelConfig, save_generator
+from vs_colorgan.model_io import ModelConfig, load_generator, save_generator
 from vs_colorgan.networks import build_generator
 
+from .cli import resolve_checkpoint
 from .onnx_export import export_onnx
 
 core = vs.core
@@ -89,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--width", type=int, default=32, help="U-Net base width")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="a generator .safetensors or run folder to use instead of a random U-Net")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
-    torch.manual_seed(0)
-    model = build_generator("unet", width=args.width).eval()
-    cfg = ModelConfig(arch="unet", width=args.width, render_size=256, preset="benchmark")
     work = Path(tempfile.mkdtemp(prefix="colorgan-bench-"))
+    if args.checkpoint is not None:
+        model, cfg = load_generator(resolve_checkpoint(args.checkpoint))
+    else:
+        torch.manual_seed(0)
+        model = build_generator("unet", width=args.width).eval()
+        cfg = ModelConfig(arch="unet", width=args.width, render_size=256, preset="benchmark")
     save_generator(work / "generator.safetensors", model, cfg)
     native, vsmlrt, slim = work / "native.onnx", work / "vsmlrt.onnx", work / "vsmlrt_slim.onnx"
     export_onnx(model, cfg, native)
@@ -117,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, VapourSynth threads "
           f"{core.num_threads}, load average {os.getloadavg()[0]:.1f}; clip {width}x{height}, {args.frames} frames; "
-          f"U-Net width {args.width}, render size 256, fp32")
+          f"{cfg.arch} width {cfg.width}{' (random weights)' if args.checkpoint is None else ''}, "
+          f"render size {cfg.render_size}, fp32")
     print(f"| pipeline | fps (best of {args.repeats}) | CPU ms per frame (median) |")
     print("|---|---|---|")
     for name, values in runs.items():

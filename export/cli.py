@@ -1,7 +1,7 @@
 """``colorgan-export``: a generator checkpoint -> an ONNX file, checked against PyTorch before it lands.
 
     colorgan-export CHECKPOINT [-o MODEL.onnx] [--target native|vsmlrt] [--fp16] [--opset 17]
-                    [--simplify] [--render-size N] [--threads N] [--no-check]
+                    [--simplify] [--render-size N] [--matrix 709|170m|...] [--threads N] [--no-check]
 
 CHECKPOINT is a generator ``.safetensors`` (vs_colorgan.model_io format) or a training run folder
 (its ``generator.safetensors``). The export is written to a temporary file next to the output,
@@ -65,6 +65,18 @@ def _opset(text: str) -> int:
     return value
 
 
+MATRIX_NAMES = {"709": 1, "fcc": 4, "470bg": 5, "170m": 6, "601": 6, "240m": 7, "2020": 9, "2020ncl": 9}
+
+
+def _matrix(text: str) -> int:
+    value = MATRIX_NAMES.get(text.lower())
+    if value is None and text.isdigit() and int(text) in MATRIX_NAMES.values():
+        value = int(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(MATRIX_NAMES)} or 1, 4, 5, 6, 7, 9, not {text!r}")
+    return value
+
+
 def _threads(text: str) -> int:
     try:
         value = int(text)
@@ -91,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run onnxslim on the graph (fewer nodes; no measurable speed change in ONNX Runtime)")
     ap.add_argument("--render-size", type=int, default=None,
                     help="vsmlrt only: short side the model runs at (default: the checkpoint's render_size)")
+    ap.add_argument("--matrix", type=_matrix, default=None,
+                    help="vsmlrt only: keep the input as Y' of this YCbCr matrix, like the filter (709, 170m, "
+                         "470bg, 240m, 2020, fcc, or its ITU-T H.273 number); default: keep the input's L*")
     ap.add_argument("--threads", type=_threads, default=0, help="ONNX Runtime threads for the check (default: all cores)")
     ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check (not recommended)")
     return ap
@@ -101,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.render_size is not None and args.target != "vsmlrt":
         ap.error("--render-size applies to --target vsmlrt only (the native model takes the filter's render size)")
+    if args.matrix is not None and args.target != "vsmlrt":
+        ap.error("--matrix applies to --target vsmlrt only (the filter reads the matrix from the frames)")
     try:
         checkpoint = resolve_checkpoint(args.checkpoint)
         model, config = load_generator(checkpoint)
@@ -110,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.output or default_output(checkpoint, target=args.target, fp16=args.fp16)
     if out.suffix != ".onnx":
         ap.error(f"-o/--output must end in .onnx, not {str(out)!r}")
-    options = dict(target=args.target, fp16=args.fp16, render_size=args.render_size)
+    options = dict(target=args.target, fp16=args.fp16, render_size=args.render_size, matrix=args.matrix)
     reports = []
 
     def check(tmp: str) -> None:
@@ -137,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = info.config
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s): {cfg.arch} width {cfg.width}, "
           f"preset {cfg.preset or '-'}, render size {cfg.render_size}, interface {info.interface}, {info.precision}, "
-          f"opset {info.opset}, simplified: {info.metadata.get('vs_colorgan.simplified', 'no')}")
+          f"opset {info.opset}, simplified: {info.metadata.get('vs_colorgan.simplified', 'no')}"
+          + (f", keeps {info.metadata.get('vs_colorgan.luma')}" if info.interface == "vsmlrt" else ""))
     print(f"  inputs {', '.join(info.input_names)} -> outputs {', '.join(info.output_names)}")
     if reports:
         print("\n".join(reports[-1].lines()))

@@ -2,8 +2,8 @@
 
 * :class:`NativeGraph` - ``l`` = L_norm (N, 1, H, W) -> ``ab`` = ab_norm (N, 2, H, W). H and W must be
   multiples of the architecture's ``size_multiple``; the caller (vs_colorgan's ORT backend) resizes.
-* :class:`VsmlrtGraph` - ``gray`` in [0, 1] (1, 1, H, W) -> ``rgb`` sRGB in [0, 1] (1, 3, H, W), any H
-  and W: the whole per-frame pipeline of the filter in one graph, so that vs-mlrt's
+* :class:`VsmlrtGraph` - ``gray`` in [0, 1] (1, 1, H, W) -> ``rgb`` sRGB (1, 3, H, W), any H and W: the
+  whole per-frame pipeline of the filter in one graph, so that vs-mlrt's
   ``core.ort.Model(clip, network_path=...)`` runs it on a GRAYS clip and returns RGBS.
 
 Colour maths comes from :mod:`vs_colorgan.color` (one source of truth); these modules only trace it.
@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vs_colorgan.color import gray_to_l, merge_lab, normalize_l
+from vs_colorgan.color import MATRIX_COEFFICIENTS, gray_to_l, merge_lab, normalize_l, rgb_to_ycbcr, ycbcr_to_rgb
 from vs_colorgan.model_io import ModelConfig
+from vs_colorgan.upsample import limit_to_gamut  # the filter's gamut limit: one source of truth
 
 
 class _Core(nn.Module):
@@ -109,34 +110,52 @@ def resize(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Ten
 
 
 class VsmlrtGraph(nn.Module):
-    """Gray in [0, 1] (1, 1, H, W) -> sRGB in [0, 1] (1, 3, H, W), any H and W.
+    """Gray in [0, 1] (1, 1, H, W) -> sRGB (1, 3, H, W), any H and W.
 
     Per frame, as vs_colorgan.colorize does it: shrink the gray to the render size (short side
-    ``render_size``, sides multiples of ``size_multiple``), take its L* (``gray_to_l``), predict ab,
-    enlarge ab bilinearly to the frame, and convert the full-resolution L* of the gray with the
-    enlarged ab to sRGB (``merge_lab``). The output's height and width are those of the input by
-    broadcasting with the full-resolution L, which is what lets ONNX shape inference (run by vs-mlrt
-    after it fixes the input shape, common/onnx_utils.cpp) find a static output shape for its frame
-    buffers. vs-mlrt feeds a batch of 1; the graph itself takes any batch.
+    ``render_size``, sides multiples of ``size_multiple``), take its L* (``gray_to_l``), predict ab.
+    Then, with ``matrix=None`` (the default), enlarge ab bilinearly to the frame and convert the
+    full-resolution L* of the gray with it to sRGB (``merge_lab``, clipped to [0, 1]): the output keeps
+    the input's L*. With ``matrix`` (an ITU-T H.273 code, e.g. 1 = BT.709, 6 = SMPTE 170M), do what the
+    filter does with the source luma: sRGB at render size (``merge_lab``) -> Cb, Cr of that matrix
+    (``rgb_to_ycbcr``) -> enlarged bilinearly -> shrunk towards gray where Y' + chroma would leave
+    R'G'B' [0, 1] (the filter's ``limit_to_gamut``) -> R'G'B' from the *input* Y' (``ycbcr_to_rgb``): the
+    output's Y' in that matrix is the input gray exactly (no clipping; super-whites stay above 1).
+
+    The output's height and width are those of the input by broadcasting with a full-resolution
+    tensor derived from the input, which is what lets ONNX shape inference (run by vs-mlrt after it
+    fixes the input shape, common/onnx_utils.cpp) find a static output shape for its frame buffers.
+    vs-mlrt feeds a batch of 1; the graph itself takes any batch.
     """
 
     input_names = ("gray",)
     output_names = ("rgb",)
 
-    def __init__(self, model: nn.Module, config: ModelConfig, *, fp16: bool = False, render_size: int | None = None) -> None:
+    def __init__(self, model: nn.Module, config: ModelConfig, *, fp16: bool = False, render_size: int | None = None,
+                 matrix: int | None = None) -> None:
         super().__init__()
         self.core = _Core(model, fp16=fp16)
         self.render_size = int(render_size if render_size is not None else config.render_size)
         self.multiple = config.size_multiple
+        if matrix is not None and matrix not in MATRIX_COEFFICIENTS:
+            raise ValueError(f"VsmlrtGraph: \"matrix\" must be one of {sorted(MATRIX_COEFFICIENTS)} or None, not {matrix!r}")
+        self.matrix = matrix
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         shape = torch._shape_as_tensor(gray).to(torch.float32)
         height, width = shape[2], shape[3]
         small = render_dims(height, width, self.render_size, self.multiple)
         gray_small = resize(gray, resample_matrix(height, small[0]), resample_matrix(width, small[1]))
-        ab_small = self.core(normalize_l(gray_to_l(gray_small)))
-        l_full = normalize_l(gray_to_l(gray))
+        l_small = normalize_l(gray_to_l(gray_small))
+        ab_small = self.core(l_small)
         # Enlarging needs no anti-aliasing: a plain bilinear Resize, sized from the input's shape
         # (traced as Shape -> Slice -> Resize), 6x cheaper in ORT than the two matrix products.
-        ab = F.interpolate(ab_small, size=l_full.shape[-2:], mode="bilinear", align_corners=False)
-        return merge_lab(l_full, ab)
+        size = gray.shape[-2:]
+        if self.matrix is None:
+            ab = F.interpolate(ab_small, size=size, mode="bilinear", align_corners=False)
+            return merge_lab(normalize_l(gray_to_l(gray)), ab)
+        kr, kb = MATRIX_COEFFICIENTS[self.matrix]
+        _, cb, cr = rgb_to_ycbcr(merge_lab(l_small, ab_small), kr, kb)  # the new Y' is dropped
+        cbcr = F.interpolate(torch.cat([cb, cr], dim=1), size=size, mode="bilinear", align_corners=False)
+        cbcr = limit_to_gamut(gray, cbcr, kr, kb)
+        return ycbcr_to_rgb(gray, cbcr[:, 0:1], cbcr[:, 1:2], kr, kb)

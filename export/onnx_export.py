@@ -15,6 +15,8 @@ Metadata keys (``metadata_props``), all strings:
 * ``vs_colorgan.precision``: ``fp32`` or ``fp16`` (the generator's arithmetic; IO is float32 always).
 * ``vs_colorgan.io``: the inputs and outputs in words.
 * ``vs_colorgan.simplified``: ``onnxslim <version>`` or ``no``.
+* ``vs_colorgan.luma`` (vsmlrt only): ``L*`` (the output keeps the input's L*) or ``Y' matrix N`` (it
+  keeps the input as Y' of ITU-T H.273 matrix N, like the filter).
 * ``vs_colorgan.exporter``: torch and onnx versions that wrote the file.
 * anything passed in ``extra_metadata`` (``colorgan-export`` adds ``vs_colorgan.source_sha256``).
 """
@@ -32,6 +34,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vs_colorgan.color import MATRIX_COEFFICIENTS
 from vs_colorgan.model_io import METADATA_KEY, ModelConfig, ModelFileError, atomic_write, read_config
 
 from .graphs import NativeGraph, VsmlrtGraph
@@ -50,6 +53,7 @@ IO_KEY = f"{METADATA_KEY}.io"
 SIMPLIFIED_KEY = f"{METADATA_KEY}.simplified"
 EXPORTER_KEY = f"{METADATA_KEY}.exporter"
 SOURCE_KEY = f"{METADATA_KEY}.source_sha256"
+LUMA_KEY = f"{METADATA_KEY}.luma"
 
 # Render sizes the vs-mlrt graph accepts (the filter's own bounds for ``render_size``).
 MIN_RENDER_SIZE, MAX_RENDER_SIZE = 64, 2048
@@ -68,21 +72,30 @@ class ExportInfo:
     metadata: Mapping[str, str]
 
 
-def _io_text(target: str, config: ModelConfig, render_size: int) -> str:
+def _io_text(target: str, config: ModelConfig, render_size: int, matrix: int | None = None) -> str:
     m = config.size_multiple
     if target == "native":
         return (f"l: L_norm = L*/{config.l_scale:g} - 1, float32 (N, 1, H, W), H and W multiples of {m} "
                 f"-> ab: ab_norm = ab/{config.ab_scale:g}, float32 (N, 2, H, W)")
+    ending = ("ab enlarged bilinearly, full-resolution L* of the input kept" if matrix is None else
+              f"Cb/Cr (matrix {matrix}) enlarged bilinearly and gamut-limited, the input kept as Y'")
     return (f"gray: gamma-encoded gray level in [0, 1], float32 (1, 1, H, W), any H and W "
-            f"-> rgb: sRGB in [0, 1], float32 (1, 3, H, W); the model runs with the short side at "
-            f"{render_size} (sides multiples of {m}), ab enlarged bilinearly, full-resolution L")
+            f"-> rgb: sRGB, float32 (1, 3, H, W); the model runs with the short side at "
+            f"{render_size} (sides multiples of {m}); {ending}")
 
 
-def _check_options(config: ModelConfig, *, opset: int, target: str, render_size: int | None) -> None:
+def _check_options(config: ModelConfig, *, opset: int, target: str, render_size: int | None,
+                   matrix: int | None = None) -> None:
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"export_onnx: \"opset\" must be an integer from {MIN_OPSET} to {MAX_OPSET}, not {opset!r}")
     if target not in TARGETS:
         raise ValueError(f"export_onnx: \"target\" must be one of {', '.join(TARGETS)}, not {target!r}")
+    if matrix is not None:
+        if target != "vsmlrt":
+            raise ValueError(f"export_onnx: \"matrix\" applies to target=\"vsmlrt\" only, not target={target!r}")
+        if isinstance(matrix, bool) or matrix not in MATRIX_COEFFICIENTS:
+            raise ValueError(f"export_onnx: \"matrix\" must be one of {', '.join(map(str, sorted(MATRIX_COEFFICIENTS)))} "
+                             f"(ITU-T H.273) or None, not {matrix!r}")
     if render_size is not None:
         if target != "vsmlrt":
             raise ValueError(f"export_onnx: \"render_size\" applies to target=\"vsmlrt\" only (the native "
@@ -94,7 +107,7 @@ def _check_options(config: ModelConfig, *, opset: int, target: str, render_size:
 
 
 def build_graph(model: nn.Module, config: ModelConfig, *, target: Target = "native", fp16: bool = False,
-                render_size: int | None = None) -> nn.Module:
+                render_size: int | None = None, matrix: int | None = None) -> nn.Module:
     """The module :func:`export_onnx` traces (eval mode, CPU); also the PyTorch side of parity checks.
 
     ``model`` itself is left as it is (the float16 variant works on a copy).
@@ -102,11 +115,11 @@ def build_graph(model: nn.Module, config: ModelConfig, *, target: Target = "nati
     >>> graph = build_graph(model, cfg, target="vsmlrt")
     >>> rgb = graph(torch.rand(1, 1, 480, 640))  # (1, 3, 480, 640)
     """
-    _check_options(config, opset=DEFAULT_OPSET, target=target, render_size=render_size)
+    _check_options(config, opset=DEFAULT_OPSET, target=target, render_size=render_size, matrix=matrix)
     model = copy.deepcopy(model).eval().to("cpu").float()
     if target == "native":
         return NativeGraph(model, fp16=fp16).eval()
-    return VsmlrtGraph(model, config, fp16=fp16, render_size=render_size).eval()
+    return VsmlrtGraph(model, config, fp16=fp16, render_size=render_size, matrix=matrix).eval()
 
 
 def simplify_onnx(path: str | os.PathLike) -> str:
@@ -135,6 +148,7 @@ def export_onnx(
     fp16: bool = False,
     simplify: bool = False,
     render_size: int | None = None,
+    matrix: int | None = None,
     extra_metadata: Mapping[str, str] | None = None,
     check: Callable[[str], None] | None = None,
 ) -> None:
@@ -148,6 +162,8 @@ def export_onnx(
     * ``simplify``: run onnxslim on the graph (:func:`simplify_onnx`).
     * ``render_size``: vsmlrt only; the short side the model runs at (default ``config.render_size``);
       the stored config carries the value used.
+    * ``matrix``: vsmlrt only; None keeps the input's L* (default), an ITU-T H.273 matrix code (1, 4, 5,
+      6, 7, 9) keeps the input as Y' of that matrix with the filter's gamut limit (:class:`VsmlrtGraph`).
     * ``check``: called with the finished temporary file; if it raises, nothing is written.
 
     >>> export_onnx(model, cfg, "model.onnx")
@@ -155,8 +171,8 @@ def export_onnx(
     """
     import onnx
 
-    _check_options(config, opset=opset, target=target, render_size=render_size)
-    graph = build_graph(model, config, target=target, fp16=fp16, render_size=render_size)
+    _check_options(config, opset=opset, target=target, render_size=render_size, matrix=matrix)
+    graph = build_graph(model, config, target=target, fp16=fp16, render_size=render_size, matrix=matrix)
     if target == "vsmlrt":
         config = dataclasses.replace(config, render_size=graph.render_size)
     m = config.size_multiple
@@ -169,8 +185,9 @@ def export_onnx(
         METADATA_KEY: config.to_json(),
         INTERFACE_KEY: target,
         PRECISION_KEY: "fp16" if fp16 else "fp32",
-        IO_KEY: _io_text(target, config, config.render_size),
+        IO_KEY: _io_text(target, config, config.render_size, matrix),
         EXPORTER_KEY: f"torch {torch.__version__}, onnx {onnx.__version__}",
+        **({LUMA_KEY: "L*" if matrix is None else f"Y' matrix {matrix}"} if target == "vsmlrt" else {}),
         **(extra_metadata or {}),
     }
 

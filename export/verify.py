@@ -187,6 +187,7 @@ def verify_onnx(
     target: Target = "native",
     fp16: bool = False,
     render_size: int | None = None,
+    matrix: int | None = None,
     threads: int = 0,
     seed: int = 0,
     strict: bool = True,
@@ -206,7 +207,7 @@ def verify_onnx(
     opts.log_severity_level = 3  # errors only: ORT warns about fp16 casts it inserts on CPU
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     (inp,) = [i.name for i in session.get_inputs()]
-    reference = build_graph(model, config, target=target, fp16=False, render_size=render_size)
+    reference = build_graph(model, config, target=target, fp16=False, render_size=render_size, matrix=matrix)
     if render_size is not None:
         config = dataclasses.replace(config, render_size=render_size)
     inputs, notes = parity_inputs(config, target, seed=seed)

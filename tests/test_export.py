@@ -174,6 +174,29 @@ def test_opset_and_options_are_checked(tmp_path):
     assert leftovers(tmp_path) == ["m.onnx"]
 
 
+def test_vsmlrt_matrix_mode_keeps_the_input_as_luma(tmp_path):
+    """--matrix: the output's Y' (that matrix) is the input gray, and its colours stay in gamut."""
+    from vs_colorgan.color import MATRIX_COEFFICIENTS, rgb_to_ycbcr
+
+    model, cfg = tiny("unet")
+    path = tmp_path / "m.onnx"
+    export_onnx(model, cfg, path, target="vsmlrt", matrix=1)
+    info = read_export_info(path)
+    assert info.metadata["vs_colorgan.luma"] == "Y' matrix 1" and "gamut-limited" in info.metadata["vs_colorgan.io"]
+    verify_onnx(path, model, cfg, target="vsmlrt", matrix=1, threads=1)
+    gray = np.random.default_rng(0).uniform(0, 1, (1, 1, 75, 130)).astype(np.float32)
+    rgb = session(path).run(None, {"gray": gray})[0]
+    y, _, _ = rgb_to_ycbcr(torch.from_numpy(rgb), *MATRIX_COEFFICIENTS[1])
+    assert np.abs(y.numpy() - gray).max() < 1e-5
+    assert rgb.min() > -1e-5 and rgb.max() < 1 + 1e-5
+    assert np.abs(rgb - rgb.mean(axis=1, keepdims=True)).mean() > 1e-3  # coloured
+    with pytest.raises(ValueError, match='"matrix" applies to target="vsmlrt" only'):
+        export_onnx(model, cfg, tmp_path / "x.onnx", matrix=1)
+    with pytest.raises(ValueError, match='"matrix" must be one of 1, 4, 5, 6, 7, 9'):
+        export_onnx(model, cfg, tmp_path / "x.onnx", target="vsmlrt", matrix=2)
+    assert read_export_info(tmp_path / "m.onnx").metadata.get("vs_colorgan.luma") == "Y' matrix 1"
+
+
 def test_vsmlrt_render_size_is_stored(tmp_path):
     model, cfg = tiny("unet")
     path = tmp_path / "m.onnx"
@@ -295,6 +318,12 @@ def test_cli_option_errors(tmp_path, capsys):
     assert e.value.code == 2 and "from 17 to 20" in capsys.readouterr().err
     assert cli_main([str(ckpt), "--target", "vsmlrt", "--render-size", "100"]) == 2
     assert '"render_size" must be a multiple of 32' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli_main([str(ckpt), "--matrix", "709"])
+    assert e.value.code == 2 and "--matrix applies to --target vsmlrt only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main([str(ckpt), "--target", "vsmlrt", "--matrix", "2"])
+    assert "must be one of 709, fcc" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main([str(ckpt), "-o", str(tmp_path / "m.onx")])
     assert "must end in .onnx" in capsys.readouterr().err

@@ -116,9 +116,11 @@ def test_core_ort_model_gray8_recipe(tmp_path):
     assert (f.max(axis=0) - f.min(axis=0)).mean() > 2  # coloured, not gray
 
 
-def filter_and_vsmlrt(tmp_path: Path, arch: str) -> tuple[vs.VideoNode, vs.VideoNode, vs.VideoNode]:
-    """(filter RGBS, vs-mlrt RGBS, vs-mlrt with the source luma put back, RGBS) for the same gray clip."""
-    _, _, native, vsmlrt = export_pair(tmp_path, arch)
+def filter_and_vsmlrt(tmp_path: Path, arch: str) -> tuple[vs.VideoNode, vs.VideoNode, vs.VideoNode, vs.VideoNode]:
+    """RGBS clips of the same gray clip: the filter; vs-mlrt; vs-mlrt with the source luma put back
+    (docs/export.md recipe); vs-mlrt exported with --matrix 170m."""
+    model, cfg, native, vsmlrt = export_pair(tmp_path, arch)
+    export_onnx(model, cfg, tmp_path / "vsmlrt_170m.onnx", target="vsmlrt", matrix=6)
     gray = core.std.SetFrameProps(clip_of(photo_frames(128, 96)), _Matrix=6)  # tagged, like a real source
     filtered = vs_colorgan.colorize(gray, model=str(native), backend="ort", temporal_radius=0)
     filtered = core.resize.Point(filtered, format=vs.RGBS)  # matrix from the frames' _Matrix
@@ -128,18 +130,20 @@ def filter_and_vsmlrt(tmp_path: Path, arch: str) -> tuple[vs.VideoNode, vs.Video
     yuv = core.resize.Point(rgb, format=vs.YUV444PS, matrix_s="170m")
     kept = core.std.ShufflePlanes([gray, yuv], [0, 1, 2], vs.YUV)
     kept = core.resize.Point(kept, format=vs.RGBS, matrix_in_s="170m")
-    return filtered, rgb, kept
+    matrix = core.std.SetFrameProps(core.ort.Model(gray, network_path=str(tmp_path / "vsmlrt_170m.onnx")), _Matrix=0)
+    return filtered, rgb, kept, matrix
 
 
 @pytest.mark.parametrize("arch", ["unet", "colorization-net"])
 def test_vsmlrt_matches_the_filter(tmp_path, arch):
-    filtered, rgb, kept = filter_and_vsmlrt(tmp_path, arch)
-    assert filtered.format.id == rgb.format.id == vs.RGBS
+    filtered, rgb, kept, matrix = filter_and_vsmlrt(tmp_path, arch)
+    assert filtered.format.id == rgb.format.id == matrix.format.id == vs.RGBS
     assert (filtered.width, filtered.height) == (rgb.width, rgb.height)
     for n in range(filtered.num_frames):
         want = np.clip(planes(filtered.get_frame(n)), 0.0, 1.0)
         for got, (mean_tol, max_tol) in [(planes(rgb.get_frame(n)), RAW_TOL),
-                                          (np.clip(planes(kept.get_frame(n)), 0.0, 1.0), LUMA_KEPT_TOL)]:
+                                          (np.clip(planes(kept.get_frame(n)), 0.0, 1.0), LUMA_KEPT_TOL),
+                                          (np.clip(planes(matrix.get_frame(n)), 0.0, 1.0), LUMA_KEPT_TOL)]:
             err = np.abs(got - want)
             assert err.mean() < mean_tol and err.max() < max_tol, (n, float(err.mean()), float(err.max()))
         # both are coloured, by similar amounts (not two grays that agree trivially)
