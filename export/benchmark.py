@@ -3,7 +3,8 @@
     python -m export.benchmark [--clip FILE] [--size 854x480] [--frames 48] [--width 32] [--repeats 3]
 
 * ``vs-mlrt``: ``core.ort.Model`` (CPU provider) on the ``--target vsmlrt`` file: GRAYS -> RGBS.
-* ``vs-mlrt slim``: the same file simplified with onnxslim.
+* ``vs-mlrt slim``: the same file simplified with onnxslim; ``num_streams=2``: two sessions, two frames
+  at once; ``--matrix``: the file exported with ``--matrix`` (170m for SD, 709 for HD).
 * ``colorize ort r=0``: ``vs_colorgan.colorize(clip, model=<native .onnx>, backend="ort", temporal_radius=0)``.
 
 The generator is a fresh U-Net of ``--width`` (random weights: speed does not depend on them), render
@@ -104,15 +105,23 @@ def main(argv: list[str] | None = None) -> int:
         cfg = ModelConfig(arch="unet", width=args.width, render_size=256, preset="benchmark")
     save_generator(work / "generator.safetensors", model, cfg)
     native, vsmlrt, slim = work / "native.onnx", work / "vsmlrt.onnx", work / "vsmlrt_slim.onnx"
+    # the filter's default matrix for untagged frames; the sample clip is SD
+    matrix_code, matrix_name = (6, "170m") if width <= 1024 and height <= 576 else (1, "709")
+    with_matrix = work / f"vsmlrt_{matrix_name}.onnx"
     export_onnx(model, cfg, native)
     export_onnx(model, cfg, vsmlrt, target="vsmlrt")
     export_onnx(model, cfg, slim, target="vsmlrt", simplify=True)
+    export_onnx(model, cfg, with_matrix, target="vsmlrt", matrix=matrix_code)
 
     src = source_clip(args.clip, width, height, args.frames + 4)
     gray = core.resize.Point(src, format=vs.GRAYS)  # zimg: limited -> [0, 1]
     pipelines = {
         "vs-mlrt core.ort.Model": core.ort.Model(gray, network_path=str(vsmlrt), provider="CPU"),
         "vs-mlrt core.ort.Model, onnxslim": core.ort.Model(gray, network_path=str(slim), provider="CPU"),
+        "vs-mlrt core.ort.Model, num_streams=2": core.ort.Model(gray, network_path=str(vsmlrt), provider="CPU",
+                                                               num_streams=2),
+        f"vs-mlrt core.ort.Model, --matrix {matrix_name}": core.ort.Model(gray, network_path=str(with_matrix),
+                                                                         provider="CPU"),
         "colorize ort r=0": vs_colorgan.colorize(src, model=str(native), backend="ort", temporal_radius=0),
         "source only": src,
     }
@@ -134,18 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     filtered = core.resize.Point(pipelines["colorize ort r=0"], format=vs.RGBS)
     # core.ort.Model copies the gray frames' properties; an RGB frame must not carry their YUV _Matrix
     rgb = core.std.SetFrameProps(pipelines["vs-mlrt core.ort.Model"], _Matrix=0)
-    matrix = "170m" if width <= 1024 and height <= 576 else "709"  # the filter's default for untagged frames
-    yuv = core.resize.Point(rgb, format=vs.YUV444PS, matrix_s=matrix)
+    yuv = core.resize.Point(rgb, format=vs.YUV444PS, matrix_s=matrix_name)
     kept = core.resize.Point(core.std.ShufflePlanes([gray, yuv], [0, 1, 2], vs.YUV), format=vs.RGBS,
-                             matrix_in_s=matrix)
-    raw_err, kept_err = [], []
+                             matrix_in_s=matrix_name)
+    luma = core.std.SetFrameProps(pipelines[f"vs-mlrt core.ort.Model, --matrix {matrix_name}"], _Matrix=0)
+    variants = {"L* kept (default)": rgb, "source luma put back (docs recipe b)": kept,
+                f"--matrix {matrix_name}": luma}
+    errors: dict[str, list[np.ndarray]] = {name: [] for name in variants}
     for n in np.linspace(0, args.frames - 1, 6).round().astype(int):
         want = np.clip(rgbs_planes(filtered.get_frame(int(n))), 0, 1)
-        raw_err.append(np.abs(rgbs_planes(rgb.get_frame(int(n))) - want))
-        kept_err.append(np.abs(np.clip(rgbs_planes(kept.get_frame(int(n))), 0, 1) - want))
-    for name, errs in (("raw", raw_err), ("source luma put back", kept_err)):
+        for name, clip in variants.items():
+            errors[name].append(np.abs(np.clip(rgbs_planes(clip.get_frame(int(n))), 0, 1) - want))
+    for name, errs in errors.items():
         e = np.stack(errs)
-        print(f"vs-mlrt vs colorize, {name}: mean {e.mean():.4f}, p99 {np.percentile(e, 99):.4f}, max {e.max():.4f} (sRGB [0, 1])")
+        print(f"vs-mlrt vs colorize, {name}: mean {e.mean():.4f}, p99 {np.percentile(e, 99):.4f}, "
+              f"max {e.max():.4f} (sRGB [0, 1], 6 frames)")
     return 0
 
 
