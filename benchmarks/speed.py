@@ -18,7 +18,9 @@ black-and-white one with moving content (``--clip`` for a real file). ``source``
 
 Memory: RSS at the start, middle and end of a ``--memory-frames`` render of ``colorize torch`` at the
 first size, plus the peak, and the end again after glibc's ``malloc_trim(0)``: a flat line shows that
-caches are bounded; growth that the trim gives back is the allocator keeping freed memory, not a leak. With ``--device cuda``: the
+caches are bounded; growth that the trim gives back is the allocator keeping freed memory, not a leak
+(the filter itself trims every ``vs_colorgan.filter.TRIM_EVERY`` frames), and VapourSynth's own frame
+cache (``core.used_cache_size``, bounded by ``core.max_cache_size``) at the end, reported apart. With ``--device cuda``: the
 torch backend in fp16, ORT's CUDA provider, vs-mlrt's CUDA provider in fp16.
 
 Prints markdown tables on stdout (``--json``: one JSON object instead). Timings are figures to read,
@@ -114,9 +116,10 @@ def memory_run(build: Callable[[vs.VideoNode], vs.VideoNode], clip: vs.VideoNode
         if i in marks:
             readings[marks[i]] = round(rss_mib(), 1)
     readings["peak"] = round(peak_rss_mib(), 1)
+    vs_cache = round(core.used_cache_size / 2**20, 1)  # VapourSynth's frame cache (part of the RSS), at the end
     trimmed = trimmed_rss_mib()
     readings["end_trimmed"] = None if trimmed is None else round(trimmed, 1)
-    return {"frames": n, "rss_mib": readings, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"frames": n, "rss_mib": readings, "vs_cache_mib": vs_cache, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,9 +237,10 @@ def render_markdown(result: dict) -> str:
     if mem:
         out.append(f"### memory: {mem['pipeline']}, {mem['frames']} frames at {mem['size']} ({mem['seconds']} s)\n")
         r = mem["rss_mib"]
-        out += [markdown_table(("RSS MiB at start", "middle", "end", "peak", "end after malloc_trim"),
+        out += [markdown_table(("RSS MiB at start", "middle", "end", "peak", "end after malloc_trim",
+                                "of which VapourSynth's frame cache"),
                                [(r.get("start"), r.get("middle"), r.get("end"), r.get("peak"),
-                                 _f(r.get("end_trimmed"), "{}"))]), ""]
+                                 _f(r.get("end_trimmed"), "{}"), _f(mem.get("vs_cache_mib"), "{}"))]), ""]
     return "\n".join(out)
 
 

@@ -172,3 +172,43 @@ def test_cache_stays_bounded_and_each_frame_is_inferred_once(model: Path) -> Non
     assert processor.predictions.misses == 300, "each prediction computed once"
     assert len(processor.predictions) <= processor.predictions.capacity <= 16
     assert len(processor.lumas) <= processor.lumas.capacity
+
+
+def test_long_render_keeps_no_more_predictions_alive_than_the_cache_bound(model: Path) -> None:
+    """Over a long render, evicted predictions and lumas are really freed (no closure or list keeps them),
+    the caches never exceed their bound at any point, and the heap is trimmed periodically."""
+    import weakref
+
+    from vs_colorgan import filter as vf
+
+    frames = 5 * vf.TRIM_EVERY + 10
+    src = core.resize.Bicubic(clip_from(gray_frames(frames, 32, 32, seed=3)), format=vs.YUV420P8)
+    colorizer = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=3))
+    made: list[weakref.ref] = []
+    predict, preprocess = colorizer.predict, colorizer.preprocess
+
+    def tracked_predict(render):
+        ab = predict(render)
+        made.append(weakref.ref(ab))
+        return ab
+
+    def tracked_preprocess(y):
+        r = preprocess(y)
+        made.append(weakref.ref(r.l_norm))
+        return r
+
+    colorizer.predict, colorizer.preprocess = tracked_predict, tracked_preprocess
+    out, processor = build(src, colorizer, render_size=RS)
+    capacity = processor.predictions.capacity
+    most_alive = most_cached = 0
+    for n, _ in enumerate(out.frames(close=True)):
+        if n % 25 == 0:
+            most_alive = max(most_alive, sum(r() is not None for r in made))
+            most_cached = max(most_cached, len(processor.predictions), len(processor.lumas))
+    assert processor.predictions.misses == frames
+    assert most_cached <= capacity, (most_cached, capacity)
+    # each cache holds at most `capacity` frames; a few more may be in the hands of frames in flight
+    assert most_alive <= 2 * capacity + 2 * (core.num_threads + 3), (most_alive, capacity)
+    del out
+    if processor.trim is not None:
+        assert processor.trims == frames // vf.TRIM_EVERY
