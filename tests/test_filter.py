@@ -354,14 +354,11 @@ def test_model_file_errors(model: Path, gray8: vs.VideoNode, tmp_path: Path) -> 
     assert "use backend=\"ort\" for ONNX files" in _error(clip=gray8, model=odd, backend="torch")
 
 
-def test_default_model_missing_is_explained(gray8: vs.VideoNode) -> None:
-    from vs_colorgan.model_io import DEFAULT_MODEL
+def test_default_model_missing_is_explained(gray8: vs.VideoNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vs_colorgan.backends as backends
 
-    if DEFAULT_MODEL.is_file():
-        out = colorize(gray8)
-        assert out.format.id == vs.YUV444P8
-    else:
-        assert "bundled default model" in _error(clip=gray8)
+    monkeypatch.setattr(backends, "DEFAULT_MODEL", tmp_path / "gone" / "default.safetensors")
+    assert "bundled default model" in _error(clip=gray8)
 
 
 def test_bad_frame_props_fail_that_frame_only(model: Path, gray8: vs.VideoNode) -> None:
