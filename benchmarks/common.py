@@ -5,12 +5,14 @@ root, so this folder is on ``sys.path``).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
 import shutil
+import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,15 @@ def parse_sizes(text: str) -> list[tuple[str, int, int]]:
                 raise SystemExit(f"--sizes: {item!r} is neither one of {', '.join(SIZES)} nor WxH") from None
             out.append((f"{w}x{h}", w, h))
     return out
+
+
+def run_in_workdir(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Path], int],
+                   argv: list[str] | None = None) -> int:
+    """A script's ``main``: parse ``argv`` with ``parser``, then ``run(args, workdir)`` in a temporary
+    folder (the model copies and exports) that is removed afterwards; returns ``run``'s exit status."""
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="colorgan-bench-") as tmp:
+        return run(args, Path(tmp))
 
 
 # ------------------------------------------------------------------------------------------------ clip

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import vapoursynth as vs  # noqa: E402
 
 from common import (  # noqa: E402
     ModelFiles, file_clip, machine, markdown_table, parse_sizes, peak_rss_mib, prepare_models, rss_mib,
-    trimmed_rss_mib,
+    run_in_workdir, trimmed_rss_mib,
     synthetic_clip, time_frames,
 )
 
@@ -140,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="colorgan-bench-") as tmp:
-        return run(args, Path(tmp))
+    return run_in_workdir(build_parser(), run, argv)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:

@@ -29,7 +29,6 @@ import argparse
 import functools
 import json
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +38,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import vapoursynth as vs  # noqa: E402
 
-from common import file_clip, machine, markdown_table, parse_sizes, prepare_models, synthetic_clip  # noqa: E402
+from common import (  # noqa: E402
+    file_clip, machine, markdown_table, parse_sizes, prepare_models, run_in_workdir, synthetic_clip,
+)
 
 core = vs.core
 STAGES = ("source", "resize", "preprocess", "inference", "temporal", "luma guide", "chroma upsample", "quantise",
@@ -155,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="colorgan-bench-") as tmp:
-        return run(args, Path(tmp))
+    return run_in_workdir(build_parser(), run, argv)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:

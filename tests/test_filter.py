@@ -52,14 +52,18 @@ def tiny_generator(seed: int = 0) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .safetensors with its .onnx sibling (same stem)."""
-    folder = tmp_path_factory.mktemp("model")
+def save_tiny_model(folder: Path) -> Path:
+    """:func:`tiny_generator` saved in ``folder`` as ``g.safetensors`` with its ``g.onnx`` sibling (same stem)."""
     net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
     save_generator(folder / "g.safetensors", net, config)
     export_onnx(net, config, folder / "g.onnx")
     return folder / "g.safetensors"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .safetensors with its .onnx sibling (same stem)."""
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def gray_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:

@@ -18,11 +18,9 @@ from skimage import data
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
-from export.onnx_export import export_onnx
-from test_filter import RS, clip_from, gray_frames, tiny_generator  # plain helpers, not fixtures
+from test_filter import RS, clip_from, gray_frames, save_tiny_model  # plain helpers, not fixtures
 from vs_colorgan import colorize
 from vs_colorgan.filter import build
-from vs_colorgan.model_io import ModelConfig, save_generator
 from vs_colorgan.pipeline import ColorOptions, Colorizer
 
 torch.set_num_threads(1)
@@ -32,11 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
-    save_generator(folder / "g.safetensors", net, config)
-    export_onnx(net, config, folder / "g.onnx")
-    return folder / "g.safetensors"
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(autouse=True, scope="module")

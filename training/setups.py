@@ -10,6 +10,7 @@ trains, with L1 (paper 3.2). Learning rates are a pure function of the step (:fu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
@@ -207,6 +208,22 @@ class Setup:
             total = total + o.w_perc * v
         return total
 
+    def _g_step(self, fake: torch.Tensor, adversarial: Callable[[torch.Tensor], torch.Tensor],
+                out: dict[str, float]) -> None:
+        """Generator update: ``w_adv * adversarial(D(fake))`` + reconstruction terms, D frozen meanwhile
+        (pix2pix's set_requires_grad(D, False)); records ``g_adv`` and ``g_total`` in ``out``."""
+        d_plain = self.d
+        d_plain.requires_grad_(False)
+        with self._autocast():
+            loss_adv = adversarial(d_plain(self._lab(fake)).float())
+        loss_g = self.opts.w_adv * loss_adv + self._g_reconstruction(fake, out)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        d_plain.requires_grad_(True)
+        out["g_adv"] = loss_adv.item()
+        out["g_total"] = loss_g.item()
+
     def d_update_due(self, step: int) -> bool:
         """Paper 3.1: D every ``d_every_early``-th step for the first fraction of training, then ``d_every_late``."""
         o = self.opts
@@ -234,17 +251,7 @@ class GANSetup(Setup):
             out["d_bce"] = loss_d.item()
         # G: fool D (BCE against "real") + reconstruction terms; D frozen meanwhile
         # (pix2pix's set_requires_grad(D, False)).
-        d_plain = self.d
-        d_plain.requires_grad_(False)
-        with self._autocast():
-            loss_adv = losses.gan_bce(d_plain(self._lab(fake)).float(), True)
-        loss_g = o.w_adv * loss_adv + self._g_reconstruction(fake, out)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        d_plain.requires_grad_(True)
-        out["g_adv"] = loss_adv.item()
-        out["g_total"] = loss_g.item()
+        self._g_step(fake, lambda d_fake: losses.gan_bce(d_fake, True), out)
         self.ab_fake = fake.detach()
         return out
 
@@ -276,18 +283,8 @@ class WGANSetup(Setup):
         loss_d = -w_dist + o.gp_weight * gp
         self._step_d(loss_d)
         out.update(d_wgan=loss_d.item(), d_wdist=w_dist.item(), d_gp=gp.item())
-        if g_due:
-            d_plain = self.d
-            d_plain.requires_grad_(False)
-            with self._autocast():
-                loss_adv = -d_plain(self._lab(fake)).float().mean()
-            loss_g = o.w_adv * loss_adv + self._g_reconstruction(fake, out)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
-            d_plain.requires_grad_(True)
-            out["g_adv"] = loss_adv.item()
-            out["g_total"] = loss_g.item()
+        if g_due:  # G: -E[D(fake)] (Gulrajani et al., Algorithm 1) + reconstruction terms
+            self._g_step(fake, lambda d_fake: -d_fake.mean(), out)
         self.ab_fake = fake.detach()
         return out
 

@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -101,6 +102,19 @@ def _check_device(device: Any) -> str:
     return device
 
 
+def _resolve_device(device: str, *, cuda: bool, unavailable: Callable[[str], str]) -> str:
+    """``"auto"`` -> ``"cuda:0"`` when the runtime sees CUDA (``cuda``), else ``"cpu"``; ``"cuda"`` /
+    ``"cuda:N"`` -> ``"cuda:N"``, or :class:`ColorizeError` with ``unavailable(device)`` when it does not;
+    anything else as given. Shared by both backends, which differ in how they see CUDA and what they advise."""
+    if device == "auto":
+        return "cuda:0" if cuda else "cpu"
+    if not device.startswith("cuda"):
+        return device
+    if not cuda:
+        raise ColorizeError(unavailable(device))
+    return f"cuda:{int(device.partition(':')[2] or 0)}"
+
+
 def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "auto", device: str = "auto",
                    fp16: bool = False, num_streams: int = 1, tensorrt: bool = False) -> tuple[BackendSettings, Path]:
     """Validate the backend options and pick the runtime; returns the settings and the model file it loads.
@@ -142,18 +156,12 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
                 f"backend=\"torch\" loads a .safetensors generator, but \"model\" is {str(given)!r} and "
                 f"{given.with_suffix('.safetensors').name} is not next to it; use backend=\"ort\" for ONNX files"
             )
-        if device == "auto":
-            device = "cuda:0" if torch_cuda else "cpu"
-        elif device.startswith("cuda"):
-            if not torch_cuda:
-                raise ColorizeError(
-                    f"\"device\" {device!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; "
-                    "install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use device=\"cpu\""
-                )
-            index = int(device.partition(":")[2] or 0)
-            if index >= torch.cuda.device_count():
-                raise ColorizeError(f"\"device\" must name one of the {torch.cuda.device_count()} CUDA GPUs, not {device!r}")
-            device = f"cuda:{index}"
+        requested = device
+        device = _resolve_device(device, cuda=torch_cuda, unavailable=lambda asked: (
+            f"\"device\" {asked!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; "
+            "install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use device=\"cpu\""))
+        if requested.startswith("cuda") and int(device.partition(":")[2]) >= torch.cuda.device_count():
+            raise ColorizeError(f"\"device\" must name one of the {torch.cuda.device_count()} CUDA GPUs, not {requested!r}")
         if fp16 and device == "cpu":
             raise ColorizeError("\"fp16\" needs a CUDA device; on the CPU use fp16=False (the default)")
         return BackendSettings(backend="torch", device=device, fp16=fp16, num_streams=num_streams), st
@@ -175,15 +183,9 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
             )
         if device == "cpu":
             raise ColorizeError("\"tensorrt\" needs a CUDA device, not device=\"cpu\"")
-    if device == "auto":
-        device = "cuda:0" if ort_cuda else "cpu"
-    elif device.startswith("cuda"):
-        if not ort_cuda:
-            raise ColorizeError(
-                f"\"device\" {device!r} is not available to onnxruntime (providers: {', '.join(providers)}); "
-                "pip install onnxruntime-gpu (in place of onnxruntime) with a CUDA GPU, or use device=\"cpu\""
-            )
-        device = f"cuda:{int(device.partition(':')[2] or 0)}"
+    device = _resolve_device(device, cuda=ort_cuda, unavailable=lambda asked: (
+        f"\"device\" {asked!r} is not available to onnxruntime (providers: {', '.join(providers)}); "
+        "pip install onnxruntime-gpu (in place of onnxruntime) with a CUDA GPU, or use device=\"cpu\""))
     if fp16 and not tensorrt:
         raise ColorizeError("\"fp16\" with backend=\"ort\" needs tensorrt=True (fp16 TensorRT engines); the .onnx is fp32")
     return BackendSettings(backend="ort", device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt), onnx
