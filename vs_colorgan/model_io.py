@@ -25,6 +25,11 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "default.safetensors"
 DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 
 
+# read once at import: os.umask can only be read by setting it, which is not thread-safe later on
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class ModelFileError(ValueError):
     """A model file is missing, unreadable, truncated or not one of ours."""
 
@@ -74,6 +79,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp (and some writers, e.g. safetensors) leave 0600: make it an ordinary file for the umask
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
