@@ -159,9 +159,15 @@ def plot_losses(run: Path, history: list[dict[str, Any]], pretrain_steps: int) -
     groups = [(t, p) for t, p in groups if any(k.startswith(p) for k in series)]
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3.2 * len(groups)), sharex=True, squeeze=False)
     for ax, (title, prefix) in zip(axes[:, 0], groups):
-        for k in sorted(series):
+        # validation PSNR (dB) and L1 (~0.1) differ by two orders: PSNR gets its own axis on the right
+        twin = ax.twinx() if prefix == "val_" and "val_psnr" in series else None
+        for i, k in enumerate(sorted(series)):
             if k.startswith(prefix):
-                ax.plot(*series[k], label=k, marker="." if prefix == "val_" else None)
+                target = twin if (twin is not None and k == "val_psnr") else ax
+                target.plot(*series[k], label=k, marker="." if prefix == "val_" else None, color=f"C{i % 10}")
+        if twin is not None:
+            twin.set_ylabel("val_psnr (dB)")
+            twin.legend(loc="lower right", fontsize=8)
         if 0 < pretrain_steps:
             ax.axvline(pretrain_steps, color="gray", linestyle="--", linewidth=0.8)
         ax.set_title(title)
