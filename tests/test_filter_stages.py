@@ -167,6 +167,18 @@ def test_gamut_limit_keeps_luma_and_hue_and_only_shrinks_what_is_out(matrix: int
     assert legal.any() and torch.equal(limited[legal], cbcr[legal])
 
 
+def test_gamut_limit_traced_and_filter_paths_agree_bit_for_bit() -> None:
+    """limit_to_gamut writes into buffers in the filter and uses plain expressions under autograd / export."""
+    kr, kb = MATRIX_COEFFICIENTS[1]
+    torch.manual_seed(3)
+    y = torch.rand(1, 1, 48, 64) * 1.2 - 0.1
+    cbcr = torch.rand(1, 2, 48, 64) - 0.5
+    with torch.no_grad():
+        fast = limit_to_gamut(y, cbcr, kr, kb)
+    plain = limit_to_gamut(y, cbcr.clone().requires_grad_(), kr, kb).detach()
+    assert torch.equal(fast, plain)
+
+
 def test_combine_weights_by_luma_similarity() -> None:
     l_n = torch.zeros(1, 1, 8, 8)
     ab_n, ab_k = torch.zeros(1, 2, 8, 8), torch.ones(1, 2, 8, 8)

@@ -118,7 +118,7 @@ def code_to_unit(y: torch.Tensor, *, bits: int, full_range: bool, is_float: bool
     if full_range:
         return y * (1.0 / ((1 << bits) - 1))
     s = float(1 << (bits - 8))
-    return (y - 16.0 * s) * (1.0 / (219.0 * s))
+    return (y - 16.0 * s).mul_(1.0 / (219.0 * s))
 
 
 def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
@@ -135,13 +135,13 @@ def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: b
     c = c.clamp(-0.5, 0.5)
     if is_float:
         return c.to(dtype=torch.float32).cpu().numpy()
+    # in place on the clamped copy, the operations in the order of code = C * scale + offset; floor(code + 0.5)
     if full_range:
-        code = c * float((1 << bits) - 1) + float(1 << (bits - 1))
+        code = c.mul_(float((1 << bits) - 1)).add_(float(1 << (bits - 1)))
     else:
         s = float(1 << (bits - 8))
-        code = c * (224.0 * s) + 128.0 * s
-    code = torch.floor(code + 0.5).clamp_(0.0, float((1 << bits) - 1))
-    dtype = np.uint8 if bits <= 8 else np.uint16
+        code = c.mul_(224.0 * s).add_(128.0 * s)
+    code = code.add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
     if bits <= 8:
         return code.to(torch.uint8).cpu().numpy()
-    return code.to(torch.int32).cpu().numpy().astype(dtype)
+    return code.to(torch.int32).cpu().numpy().astype(np.uint16)

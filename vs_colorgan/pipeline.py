@@ -165,4 +165,5 @@ class Colorizer:
                     bits: int, full_range: bool, is_float: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type."""
         cbcr = self.chroma(render, ab_norm, guide, matrix=matrix)
-        return tuple(quantize_chroma(cbcr[0, i], bits=bits, full_range=full_range, is_float=is_float) for i in (0, 1))
+        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float)  # both at once
+        return planes[0], planes[1]

@@ -86,24 +86,39 @@ def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch
     return torch.addcmul(ab[:, c:], ab[:, :c], i_high)
 
 
+def _pairs(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views of the even and the odd samples along ``dim`` (of even length): no copy, no padding."""
+    pairs = x.unflatten(dim, (x.shape[dim] // 2, 2))
+    return pairs.select(dim + 1, 0), pairs.select(dim + 1, 1)
+
+
 def _reduce_axis(x: torch.Tensor, factor: int, siting: str, dim: int) -> torch.Tensor:
     if factor == 1:
         return x
     horizontal = dim == 3
+    if factor == 2 and x.shape[dim] % 2 == 0:
+        # the common case (4:2:0, 4:2:2) on even/odd views, two or three passes over the samples. The
+        # arithmetic is that of the general path below: (a + b) / 2 for centred siting, and for co-sited
+        # (a + c) * 0.25 + b * 0.5 around sample 2i + offset with the borders replicated
+        even, odd = _pairs(x, dim)
+        if siting == "center":
+            return (even + odd).mul_(0.5)
+        n = even.shape[dim]
+        mid, side = (even, odd) if siting == "cosited" else (odd, even)
+        out = side.clone(memory_format=torch.contiguous_format)
+        if siting == "cosited":  # neighbours 2i - 1 and 2i + 1: odd[i - 1] (odd[-1] := even[0]) and odd[i]
+            out.narrow(dim, 1, n - 1).add_(side.narrow(dim, 0, n - 1))
+            out.narrow(dim, 0, 1).add_(mid.narrow(dim, 0, 1))
+        else:  # neighbours 2i and 2i + 2: even[i] and even[i + 1] (even[n] := odd[n - 1])
+            out.narrow(dim, 0, n - 1).add_(side.narrow(dim, 1, n - 1))
+            out.narrow(dim, n - 1, 1).add_(mid.narrow(dim, n - 1, 1))
+        return out.mul_(0.25).add_(mid, alpha=0.5)
     if siting == "center":
         # the chroma sample sits at the centre of its `factor` luma samples: their mean
         return F.avg_pool2d(x, (1, factor) if horizontal else (factor, 1))
     # co-sited with luma sample `offset` of its group: a triangle (linear) filter centred there,
     # replicate-padded at the borders; output length = input length / factor exactly.
     offset = 0 if siting == "cosited" else factor - 1
-    if factor == 2:  # the common case (4:2:0, 4:2:2) by slicing: [1, 2, 1] / 4 around sample 2i + offset
-        x = F.pad(x, (1, 1, 0, 0) if horizontal else (0, 0, 1, 1), mode="replicate")
-        n = x.shape[dim] - 2
-
-        def every_other(start: int) -> torch.Tensor:
-            return x[..., start:start + n:2] if horizontal else x[..., start:start + n:2, :]
-
-        return (every_other(offset) + every_other(offset + 2)).mul_(0.25).add_(every_other(offset + 1), alpha=0.5)
     taps = torch.tensor([factor - abs(d) for d in range(-(factor - 1), factor)], dtype=x.dtype, device=x.device)
     taps = taps / taps.sum()
     before, after = factor - 1 - offset, offset
@@ -124,8 +139,9 @@ def luma_to_chroma_grid(y: torch.Tensor, *, subsampling_w: int = 0, subsampling_
     Unknown ``chroma_location`` values are treated as 0 (left), VapourSynth's default.
     """
     horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
-    y = _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
-    return _reduce_axis(y, 1 << subsampling_h, vertical, 2)
+    # vertical first: whole rows at a time on the full plane, the strided horizontal pass on half of it
+    y = _reduce_axis(y, 1 << subsampling_h, vertical, 2)
+    return _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
 
 
 def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
@@ -142,8 +158,21 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) ->
     # the largest d is >= 0 and the smallest <= 0: only those two can leave [0, 1]
     d_r = cr * (2.0 * (1.0 - kr))
     d_b = cb * (2.0 * (1.0 - kb))
-    d_g = (kr * d_r + kb * d_b) * (-1.0 / (1.0 - kr - kb))
-    up = torch.maximum(torch.maximum(d_r, d_g), d_b).clamp_(min=1e-12)
-    down = torch.minimum(torch.minimum(d_r, d_g), d_b).neg_().clamp_(min=1e-12)
-    scale = torch.minimum((1.0 - y) / up, y / down).clamp_(max=1.0)
+    if torch.jit.is_tracing() or (torch.is_grad_enabled() and (y.requires_grad or cbcr.requires_grad)):
+        # exported graphs (export/onnx_export.py traces this) and autograd: plain expressions
+        d_g = (kr * d_r + kb * d_b) * (-1.0 / (1.0 - kr - kb))
+        up = torch.maximum(torch.maximum(d_r, d_g), d_b).clamp_(min=1e-12)
+        down = torch.minimum(torch.minimum(d_r, d_g), d_b).neg_().clamp_(min=1e-12)
+        scale = torch.minimum((1.0 - y) / up, y / down).clamp_(max=1.0)
+        return cbcr * scale
+    # the filter: the same operations in the same order (the same bits), written into three buffers instead of
+    # a fresh full-size temporary per operation, which costs an allocation and its page faults besides the pass
+    d_g = d_r * kr
+    d_g.add_(d_b * kb).mul_(-1.0 / (1.0 - kr - kb))
+    up = torch.maximum(d_r, d_g)
+    torch.maximum(up, d_b, out=up).clamp_(min=1e-12)
+    down = torch.minimum(d_r, d_g, out=d_g)
+    torch.minimum(down, d_b, out=down).neg_().clamp_(min=1e-12)
+    scale = torch.neg(y, out=d_r).add_(1.0).div_(up)  # (1 - Y') / up
+    torch.minimum(scale, y.div_(down), out=scale).clamp_(max=1.0)
     return cbcr * scale
