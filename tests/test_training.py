@@ -257,10 +257,13 @@ def test_resume_after_sigkill_and_clean_interrupt(data_dir, tmp_path):
         assert f.metadata()["step"] == str(killed_at)
     read_config(run / "generator.safetensors")
 
+    # a kill during a write leaves atomic_write's hidden temporary file behind; the resume clears it
+    (run / ".val_latest.png.killed.tmp").write_bytes(b"half a picture")
     target = killed_at + 3
     r = subprocess.run(_cli("--resume", str(run), "--steps", str(target)), cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert f"resumed {run} at step {killed_at}" in r.stderr
+    assert not (run / ".val_latest.png.killed.tmp").exists()
     assert _ckpt_step(run) == target
     hist = [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
     train_steps = [h["step"] for h in hist if "val_l1" not in h]

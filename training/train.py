@@ -260,6 +260,10 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
 
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        # a run killed with SIGKILL mid-write leaves atomic_write's hidden temporary file: nothing reads
+        # it (the rename never happened), so clear them rather than let a run folder collect them
+        for stale in run_dir.rglob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         atomic_write(run_dir / "options.json", lambda tmp: Path(tmp).write_text(opts.to_json()))
         sk = dict(train_set.skipped)
         log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
