@@ -36,6 +36,7 @@ from torch import nn
 
 from vs_colorgan.color import MATRIX_COEFFICIENTS
 from vs_colorgan.model_io import METADATA_KEY, ModelConfig, ModelFileError, atomic_write, read_config
+from vs_colorgan.pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE  # the filter's bounds: the vs-mlrt graph's too
 
 from .graphs import NativeGraph, VsmlrtGraph
 
@@ -54,9 +55,6 @@ SIMPLIFIED_KEY = f"{METADATA_KEY}.simplified"
 EXPORTER_KEY = f"{METADATA_KEY}.exporter"
 SOURCE_KEY = f"{METADATA_KEY}.source_sha256"
 LUMA_KEY = f"{METADATA_KEY}.luma"
-
-# Render sizes the vs-mlrt graph accepts (the filter's own bounds for ``render_size``).
-MIN_RENDER_SIZE, MAX_RENDER_SIZE = 64, 2048
 
 
 @dataclass(frozen=True, kw_only=True)

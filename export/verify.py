@@ -39,6 +39,7 @@ from torch import nn
 
 from vs_colorgan.color import normalize_l, rgb_to_lab
 from vs_colorgan.model_io import ModelConfig
+from vs_colorgan.pipeline import render_shape
 
 from .onnx_export import Target, build_graph
 
@@ -142,12 +143,6 @@ def _real_images() -> Iterator[tuple[str, torch.Tensor]]:
         yield name, img.unsqueeze(0).contiguous()
 
 
-def _render_shape(height: int, width: int, config: ModelConfig) -> tuple[int, int]:
-    m, r = config.size_multiple, config.render_size
-    scale = r / min(height, width)
-    return max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m)
-
-
 def parity_inputs(config: ModelConfig, target: Target, *, seed: int = 0) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
     """The inputs the check feeds: [(name, tensor)] in the interface's form, and notes (skipped parts)."""
     gen = torch.Generator().manual_seed(seed)
@@ -169,7 +164,7 @@ def parity_inputs(config: ModelConfig, target: Target, *, seed: int = 0) -> tupl
     for name, rgb in images:
         if target == "native":
             # What the filter feeds: L of the frame, at the render size (short side render_size).
-            h, w = _render_shape(rgb.shape[2], rgb.shape[3], config)
+            w, h = render_shape(rgb.shape[3], rgb.shape[2], config.render_size, config.size_multiple)
             small = F.interpolate(rgb, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
             cases.append((name, normalize_l(rgb_to_lab(small.clamp(0, 1))[:, :1])))
         else:

@@ -71,10 +71,6 @@ class FrameColorimetry:
     transfer: int
     primaries: int
 
-    @property
-    def kr_kb(self) -> tuple[float, float]:
-        return MATRIX_COEFFICIENTS[self.matrix]
-
     def output_props(self) -> dict[str, int]:
         return {"_Matrix": self.matrix, "_Range": int(self.full_range), "_Transfer": self.transfer,
                 "_Primaries": self.primaries}
