@@ -124,7 +124,7 @@ def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: boo
 
 
 def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> np.ndarray:
-    """Cb or Cr in [-0.5, 0.5] (clipped here), (H, W) -> a numpy plane of the frame's sample type.
+    """Cb and/or Cr in [-0.5, 0.5] (clipped here), shape (H, W) or (2, H, W) -> numpy of the frame's sample type.
 
     Rounds half up (floor(x + 0.5)), as zimg does without dithering.
     """
