@@ -98,7 +98,8 @@ def unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], scalars: di
 # ---- save / load
 
 def model_config(opts: TrainOptions) -> ModelConfig:
-    return ModelConfig(arch=opts.arch, width=opts.width, render_size=opts.render_size, preset=opts.preset)
+    return ModelConfig(arch=opts.arch, width=opts.width, render_size=opts.render_size, preset=opts.preset,
+                       confidence=opts.confidence)
 
 
 def save(

@@ -191,10 +191,13 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
 class ColorDataset(Dataset):
     """(L_norm, ab_norm) crops of ``image_size``; random scale/crop/flip when ``train``, centre crop otherwise."""
 
-    def __init__(self, items: list[Item], *, image_size: int, train: bool, skipped: Counter | None = None) -> None:
+    def __init__(self, items: list[Item], *, image_size: int, train: bool, skipped: Counter | None = None,
+                 scale_max: float = 1.25, film_augment: float = 0.0) -> None:
         self.items = items
         self.image_size = image_size
         self.train = train
+        self.scale_max = scale_max  # short side resized to image_size * U(1, scale_max) when training
+        self.film_augment = film_augment  # probability of each film degradation of L (training only)
         self.skipped: Counter = skipped if skipped is not None else Counter()
         self.load_failures = 0  # files that became unreadable after the scan (replaced by another item)
 
@@ -204,15 +207,15 @@ class ColorDataset(Dataset):
     def _load(self, item: Item) -> np.ndarray | None:
         if item.frame >= 0:
             return read_video_frame(item.path, item.frame)
-        return read_image(item.path, min_short=math.ceil(self.image_size * 1.25))
+        return read_image(item.path, min_short=math.ceil(self.image_size * self.scale_max))
 
     def _crop(self, rgb: np.ndarray) -> torch.Tensor:
-        """Resize the short side to S * scale (scale in [1, 1.25] when training), crop S x S, maybe flip."""
+        """Resize the short side to S * scale (scale in [1, scale_max] when training), crop S x S, maybe flip."""
         from PIL import Image
 
         s = self.image_size
         h, w = rgb.shape[:2]
-        scale = 1.0 + 0.25 * torch.rand(()).item() if self.train else 1.0
+        scale = 1.0 + (self.scale_max - 1.0) * torch.rand(()).item() if self.train else 1.0
         short = max(s, math.ceil(s * scale))
         nh, nw = (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
         im = Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BICUBIC if (nh < h) else Image.Resampling.BILINEAR)
@@ -234,13 +237,18 @@ class ColorDataset(Dataset):
             rgb = self._load(item)
             if rgb is not None and min(rgb.shape[:2]) >= 8:
                 l_norm, ab = split_lab(self._crop(rgb).unsqueeze(0))
+                if self.train and self.film_augment > 0:
+                    from .augment import film_degrade
+
+                    return film_degrade(l_norm[0], self.film_augment), ab[0]
                 return l_norm[0], ab[0]
             self.load_failures += 1
         raise RuntimeError("training.data: no readable item left in the dataset")
 
 
 def build_datasets(
-    roots: list[str] | tuple[str, ...], *, image_size: int, val_fraction: float, frames_per_video: int = 64, show_progress: bool = True
+    roots: list[str] | tuple[str, ...], *, image_size: int, val_fraction: float, frames_per_video: int = 64,
+    show_progress: bool = True, scale_max: float = 1.25, film_augment: float = 0.0,
 ) -> tuple[ColorDataset, ColorDataset]:
     """Scan ``roots`` and split into (train, validation) datasets. Raises ``ValueError`` if nothing is usable."""
     items, skipped = scan(roots, frames_per_video=frames_per_video, show_progress=show_progress)
@@ -253,6 +261,7 @@ def build_datasets(
     if not val and val_fraction > 0 and len(train) > 1:
         val = [train.pop()]  # always have something to validate and show in the before/after grid
     return (
-        ColorDataset(train, image_size=image_size, train=True, skipped=skipped),
+        ColorDataset(train, image_size=image_size, train=True, skipped=skipped, scale_max=scale_max,
+                     film_augment=film_augment),
         ColorDataset(val, image_size=image_size, train=False, skipped=skipped),
     )

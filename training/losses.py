@@ -18,6 +18,30 @@ l1 = F.l1_loss
 mse = F.mse_loss
 
 
+def huber(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Huber (smooth L1) with the knee at 0.1 ab_norm (11 ab units): quadratic for small errors, so the
+    estimate leans toward the mean, linear for large ones, so outlier colours pull less than under MSE."""
+    return F.huber_loss(pred, target, delta=0.1)
+
+
+RECONSTRUCTION = {"l1": l1, "mse": mse, "huber": huber}
+
+
+def confidence_nll(log_var: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood of the observed error under the head's variance (Kendall & Gal 2017).
+
+    ``0.5 * (r^2 / var + log var)`` with ``r^2`` the squared ab error averaged over a and b, so ``var``
+    learns the expected squared error of the prediction at each pixel. The prediction is detached: the
+    head learns how wrong the chroma is, without changing what the chroma is (the reconstruction loss
+    alone trains it, the "beta = 1" case of Seitzer et al. 2022, which keeps the mean's MSE gradient).
+    """
+    from vs_colorgan.networks import LOG_VAR_RANGE
+
+    lv = log_var.float().clamp(*LOG_VAR_RANGE)
+    r2 = (ab_pred.detach().float() - ab_true.float()).pow(2).mean(dim=1, keepdim=True)
+    return 0.5 * (r2 * torch.exp(-lv) + lv).mean()
+
+
 def gan_bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Binary cross-entropy on PatchGAN logits against an all-real or all-fake target (Goodfellow et al. 2014)."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)

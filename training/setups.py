@@ -63,7 +63,7 @@ class Setup:
     def __init__(self, opts: TrainOptions, device: torch.device) -> None:
         self.opts = opts
         self.device = device
-        self.g: nn.Module = build_generator(opts.arch, opts.width).to(device)
+        self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence).to(device)
         if opts.resnet_weights:
             self._load_resnet(opts.resnet_weights)
         self.d: nn.Module = PatchDiscriminator(3, opts.d_width, opts.d_norm).to(device)
@@ -75,6 +75,14 @@ class Setup:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.d_lr, betas=opts.d_betas)
         self.l_norm = self.ab_true = self.ab_fake = None
         self.distributed = False
+        # Exponential moving average of G (Polyak averaging; Karras et al. 2018 use it for GAN generators):
+        # held-out quality swung several dB between checkpoints 250 steps apart, the average does not.
+        # Batch-norm buffers are copied, not averaged (use_buffers=False), as timm's ModelEmaV2 does.
+        self.g_ema: nn.Module | None = None
+        if opts.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.g_ema = AveragedModel(self.g, multi_avg_fn=get_ema_multi_avg_fn(opts.ema_decay)).eval()
 
     def _load_resnet(self, path: str) -> None:
         """Start the encoder from a torchvision resnet18 state dict (paper 3.1/3.2: ImageNet-pretrained)."""
@@ -94,7 +102,10 @@ class Setup:
     # ---- what a checkpoint holds
     @property
     def nets(self) -> dict[str, nn.Module]:
-        return {"g": _unwrap(self.g), "d": self.d}
+        nets = {"g": _unwrap(self.g), "d": self.d}
+        if self.g_ema is not None:
+            nets["g_ema"] = self.g_ema
+        return nets
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -102,7 +113,18 @@ class Setup:
 
     @property
     def generator(self) -> nn.Module:
+        """The generator that is validated and saved: the EMA of G's weights when ``ema_decay`` > 0."""
+        if self.g_ema is not None:
+            return self.g_ema.module
         return _unwrap(self.g)
+
+    def update_ema(self) -> None:
+        """After each optimiser step: fold G's new weights into the average, copy its batch-norm buffers."""
+        if self.g_ema is None:
+            return
+        self.g_ema.update_parameters(_unwrap(self.g))
+        for b_ema, b in zip(self.g_ema.module.buffers(), _unwrap(self.g).buffers()):
+            b_ema.copy_(b)
 
     def wrap_ddp(self, device_ids: list[int] | None) -> None:
         """Data-parallel over ``torch.distributed``: G in DistributedDataParallel, D synchronised by hand.
@@ -161,26 +183,39 @@ class Setup:
         self.ab_true = ab.to(self.device, non_blocking=True)
 
     def optimize_parameters(self, step: int) -> dict[str, float]:
-        if self.phase(step) == "pretrain":
-            return self._pretrain_step(step)
-        return self._adversarial_step(step)
+        out = self._pretrain_step(step) if self.phase(step) == "pretrain" else self._adversarial_step(step)
+        self.update_ema()
+        return out
 
     def _autocast(self):
         if not self.opts.amp:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
+    def _generate(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """G's uncalibrated chroma and, with a confidence head, its log-variance (networks.UNetGenerator)."""
+        if self.opts.confidence:
+            return _distribution(self.g, self.l_norm)
+        return self.g(self.l_norm), None
+
     def _pretrain_step(self, step: int) -> dict[str, float]:
-        """NoGAN pretraining: generator alone, L1 (design paper 3.2, after DeOldify's NoGAN)."""
+        """NoGAN pretraining: generator alone with the reconstruction loss (design paper 3.2, after DeOldify's
+        NoGAN: L1; ``pretrain_loss`` mse/huber for the bundled model), plus the confidence head's likelihood."""
         _set_lr(self.opt_g_pre, lr_at(step, self.opts.pretrain_lr, self.opts, "pretrain"))
+        name = self.opts.pretrain_loss
         with self._autocast():
-            fake = self.g(self.l_norm)
-            loss = losses.l1(fake.float(), self.ab_true)
+            fake, log_var = self._generate()
+            loss = rec = losses.RECONSTRUCTION[name](fake.float(), self.ab_true)
+            out = {f"g_{name}": rec.item()}
+            if log_var is not None:
+                nll = losses.confidence_nll(log_var, fake, self.ab_true)
+                loss = loss + nll
+                out["g_nll"] = nll.item()
         self.opt_g_pre.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g_pre.step()
         self.ab_fake = fake.detach()
-        return {"g_l1": loss.item()}
+        return out
 
     def _adversarial_step(self, step: int) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -229,6 +264,20 @@ class Setup:
         o = self.opts
         every = o.d_every_early if step < o.d_early_fraction * o.steps else o.d_every_late
         return (step - o.pretrain_steps) % every == 0
+
+
+def _distribution(g: nn.Module, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``g.distribution(l_norm)``, through DistributedDataParallel when wrapped: DDP only hooks ``forward``,
+    so the call goes through it with the module's method swapped in for the duration of the call."""
+    if not hasattr(g, "module"):
+        return g.distribution(l_norm)
+    inner = g.module
+    plain = inner.forward
+    inner.forward = inner.distribution
+    try:
+        return g(l_norm)
+    finally:
+        inner.forward = plain
 
 
 class GANSetup(Setup):

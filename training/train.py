@@ -110,7 +110,7 @@ def validate_and_grid(setup: Setup, val: ColorDataset, opts: TrainOptions, devic
     was_training = g.training
     g.eval()
     n = min(len(val), opts.val_batches * opts.batch_size)
-    l1_sum, psnr_sum, count = 0.0, 0.0, 0
+    l1_sum, psnr_sum, gray_sum, count = 0.0, 0.0, 0.0, 0
     rows = []
     for start in range(0, n, opts.batch_size):
         batch = [val[i] for i in range(start, min(n, start + opts.batch_size))]
@@ -121,14 +121,15 @@ def validate_and_grid(setup: Setup, val: ColorDataset, opts: TrainOptions, devic
         rgb_pred, rgb_true = merge_lab(l_norm, pred), merge_lab(l_norm, ab)
         mse = ((rgb_pred - rgb_true) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
         psnr_sum += (10 * torch.log10(1.0 / mse)).sum().item()
+        gray = merge_lab(l_norm, torch.zeros_like(ab))  # the baseline a colourizer must beat
+        gray_sum += (10 * torch.log10(1.0 / ((gray - rgb_true) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10))).sum().item()
         count += len(batch)
         if len(rows) < 8:
-            gray = merge_lab(l_norm, torch.zeros_like(ab))
             for i in range(min(len(batch), 8 - len(rows))):
                 rows.append(torch.cat([gray[i], rgb_pred[i], rgb_true[i]], dim=2))  # gray | predicted | truth
     g.train(was_training)
     grid = torch.cat(rows, dim=1).cpu() if rows else None
-    return {"val_l1": l1_sum / count, "val_psnr": psnr_sum / count}, grid
+    return {"val_l1": l1_sum / count, "val_psnr": psnr_sum / count, "val_dpsnr": (psnr_sum - gray_sum) / count}, grid
 
 
 def write_grid(run: Path, step: int, grid: torch.Tensor) -> None:
@@ -239,7 +240,8 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     train_set, val_set = build_datasets(opts.data, image_size=opts.image_size, val_fraction=opts.val_fraction,
-                                        frames_per_video=opts.frames_per_video, show_progress=main)
+                                        frames_per_video=opts.frames_per_video, show_progress=main,
+                                        scale_max=opts.scale_max, film_augment=opts.film_augment)
     setup = build_setup(opts, device)
     step, best = 0, {"best_val_l1": None, "best_step": None}
     if resume:
@@ -267,7 +269,7 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
         atomic_write(run_dir / "options.json", lambda tmp: Path(tmp).write_text(opts.to_json()))
         sk = dict(train_set.skipped)
         log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
-        log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} L1 pretraining), "
+        log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} {opts.pretrain_loss.upper()} pretraining), "
             f"batch {opts.batch_size}{f' x {world} processes' if distributed else ''}, {opts.image_size}px, device {device}"
             + (", bf16 autocast" if opts.amp else ""))
     if step >= opts.steps:

@@ -44,6 +44,9 @@ class ModelConfig:
     preset: str = ""  # training preset that produced it
     l_scale: float = 50.0  # normalisation, see vs_colorgan.color
     ab_scale: float = 110.0
+    confidence: bool = False  # U-Net with a confidence head (3rd output channel), see networks.calibrate
+    chroma_gain: float = 1.0  # calibration applied in the network's forward (fitted on validation photos)
+    confidence_tau: float = 0.0
     format_version: int = FORMAT_VERSION
 
     @property
@@ -144,7 +147,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         state = load_file(str(path), device="cpu")
     except Exception as e:
         raise ModelFileError(f"{path}: tensors unreadable, the file is truncated or damaged ({e})") from None
-    model = build_generator(cfg.arch, cfg.width)
+    model = build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
+                            confidence_tau=cfg.confidence_tau)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -13,7 +13,10 @@ filter can load a checkpoint without ``training/`` installed.
   with 3 layers: 64-128-256-512 -> 1 channel of patch logits).
 
 Generators take ``L_norm`` (N, 1, H, W) and return ``ab_norm`` (N, 2, H, W) in [-1, 1] (tanh);
-see :mod:`vs_colorgan.color` for the normalisation.
+see :mod:`vs_colorgan.color` for the normalisation. The returned chroma is *calibrated* (:func:`calibrate`):
+scaled by ``chroma_gain`` and, for a U-Net with a ``confidence`` head, shrunk toward neutral per pixel
+where the head predicts a large error. The calibration lives in the network's ``forward``, so the torch
+and ONNX backends and the vs-mlrt export all run the same shrinkage.
 """
 from __future__ import annotations
 
@@ -84,13 +87,31 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+LOG_VAR_RANGE = (-12.0, 4.0)  # clamp of the confidence head's log-variance (ab_norm units): exp() stays finite
+
+
+def calibrate(ab: torch.Tensor, log_var: torch.Tensor | None, chroma_gain: float, confidence_tau: float) -> torch.Tensor:
+    """Shrink predicted chroma toward neutral: ``ab * chroma_gain / (1 + var / tau^2)``.
+
+    ``var`` is the confidence head's predicted squared error of ``ab`` (ab_norm units). The factor is the
+    Wiener / James-Stein form: an estimate whose expected error is large next to ``tau`` (fitted on
+    validation photos, see ``training/calibrate.py``) is pulled toward 0 = gray, a confident one is kept.
+    ``confidence_tau = 0`` (or no head) leaves only the global ``chroma_gain``.
+    """
+    if log_var is not None and confidence_tau > 0:
+        var = log_var.clamp(*LOG_VAR_RANGE).exp()
+        return ab * (chroma_gain / (1.0 + var / (confidence_tau * confidence_tau)))
+    return ab * chroma_gain if chroma_gain != 1.0 else ab
+
+
 class ColorizationNet(nn.Module):
     """Design paper 3.1: ResNet-18 children[:6] -> conv/BN stack -> upsample x2 (three times) -> ab."""
 
     size_multiple = 8  # the encoder stops at 1/8 resolution
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, *, chroma_gain: float = 1.0) -> None:
         super().__init__()
+        self.chroma_gain = float(chroma_gain)
         enc = ResNet18Encoder(1, width)
         self.midlevel = nn.Sequential(*list(enc.children())[:6])
         c = 2 * width
@@ -107,7 +128,7 @@ class ColorizationNet(nn.Module):
         )
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.head(self.midlevel(l_norm))
+        return calibrate(self.head(self.midlevel(l_norm)), None, self.chroma_gain, 0.0)
 
 
 class _UpBlock(nn.Module):
@@ -123,12 +144,21 @@ class _UpBlock(nn.Module):
 
 
 class UNetGenerator(nn.Module):
-    """Design paper 3.2: U-Net with a ResNet-18 encoder; input sides must be multiples of 32."""
+    """Design paper 3.2: U-Net with a ResNet-18 encoder; input sides must be multiples of 32.
+
+    ``confidence=True`` adds a third output channel: the log of the expected squared error of the
+    predicted ab (a heteroscedastic head, Kendall & Gal 2017), trained by :meth:`distribution`'s caller
+    with a Gaussian likelihood and used by :func:`calibrate` to shrink uncertain chroma.
+    """
 
     size_multiple = 32
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
+                 confidence_tau: float = 0.0) -> None:
         super().__init__()
+        self.confidence = bool(confidence)
+        self.chroma_gain = float(chroma_gain)
+        self.confidence_tau = float(confidence_tau)
         self.encoder = ResNet18Encoder(1, width)
         c0, c1, c2, c3, c4 = self.encoder.channels
         self.up4 = _UpBlock(c4, c3, c3)  # 1/32 -> 1/16
@@ -136,16 +166,25 @@ class UNetGenerator(nn.Module):
         self.up2 = _UpBlock(c2, c1, c1)  # -> 1/4
         self.up1 = _UpBlock(c1, c0, c0)  # -> 1/2
         self.up0 = _UpBlock(c0, 1, c0 // 2)  # -> full size, the input L as the last skip
-        self.out = nn.Sequential(nn.Conv2d(c0 // 2, 2, 1), nn.Tanh())
+        # tanh is applied in distribution(): the log-variance channel must not be squashed. The parameter
+        # names stay "out.0.*", those of files written before the head existed.
+        self.out = nn.Sequential(nn.Conv2d(c0 // 2, 3 if self.confidence else 2, 1))
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+    def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Uncalibrated ``(ab_norm, log_var)``; ``log_var`` (N, 1, H, W) is None without a confidence head."""
         stem, f1, f2, f3, f4 = self.encoder(l_norm)
         x = self.up4(f4, f3)
         x = self.up3(x, f2)
         x = self.up2(x, f1)
         x = self.up1(x, stem)
-        x = self.up0(x, l_norm)
-        return self.out(x)
+        x = self.out(self.up0(x, l_norm))
+        if self.confidence:
+            return torch.tanh(x[:, :2]), x[:, 2:3]
+        return torch.tanh(x), None
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        ab, log_var = self.distribution(l_norm)
+        return calibrate(ab, log_var, self.chroma_gain, self.confidence_tau)
 
 
 class PatchDiscriminator(nn.Module):
@@ -186,8 +225,17 @@ class PatchDiscriminator(nn.Module):
 GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator}
 
 
-def build_generator(arch: str, width: int = 64) -> nn.Module:
-    """``build_generator("unet", width=32)`` -> an untrained generator of that architecture."""
+def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
+                    confidence_tau: float = 0.0) -> nn.Module:
+    """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
+
+    ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
+    calibration :func:`calibrate` applies in ``forward``.
+    """
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
-    return GENERATORS[arch](width=width)
+    if arch == "unet":
+        return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau)
+    if confidence:
+        raise ValueError(f"a confidence head exists for the 'unet' generator only, not {arch!r}")
+    return GENERATORS[arch](width, chroma_gain=chroma_gain)
