@@ -315,3 +315,40 @@ def chroma_change(prev_rgb: np.ndarray, cur_rgb: np.ndarray) -> float:
     compensation): how much the colour, not the light, changes from one frame to the next."""
     _check_pair("chroma_change", prev_rgb, cur_rgb)
     return chroma_change_ab(lab_ab(prev_rgb), lab_ab(cur_rgb))
+
+
+# False colour (issue 8): a pixel neutral in the truth (Lab chroma below NEUTRAL_CHROMA) painted clearly
+# coloured (chroma above FALSE_CHROMA). 8 is about the chroma of a white balance that is visibly off;
+# 20 is an unmistakable colour (a pale sky is ~15-25).
+NEUTRAL_CHROMA = 8.0
+FALSE_CHROMA = 20.0
+
+
+def lab_float(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) ``(H, W, 3)`` float64 of an 8-bit sRGB image, by scikit-image's ``rgb2lab``."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.ascontiguousarray(rgb))
+
+
+def ciede2000(rgb: np.ndarray, truth: np.ndarray, *, truth_lab: np.ndarray | None = None) -> float:
+    """Mean CIEDE2000 colour difference (Sharma, Wu & Dalal 2005; scikit-image's implementation) between
+    two 8-bit sRGB images: the perceptual error HAVC's README reports. ``truth_lab`` saves a conversion."""
+    from skimage.color import deltaE_ciede2000
+
+    _check_pair("ciede2000", rgb, truth)
+    ref = lab_float(truth) if truth_lab is None else truth_lab
+    return float(np.mean(deltaE_ciede2000(ref, lab_float(rgb)), dtype=np.float64))
+
+
+def false_colour_rate(rgb: np.ndarray, truth: np.ndarray, *, truth_lab: np.ndarray | None = None) -> float | None:
+    """Share of the truth's neutral pixels (chroma < :data:`NEUTRAL_CHROMA`) that ``rgb`` paints clearly
+    coloured (chroma > :data:`FALSE_CHROMA`); ``None`` when the truth has no neutral pixel."""
+    _check_pair("false_colour_rate", rgb, truth)
+    ref = lab_float(truth) if truth_lab is None else truth_lab
+    neutral = np.hypot(ref[..., 1], ref[..., 2]) < NEUTRAL_CHROMA
+    if not neutral.any():
+        return None
+    ours = lab_float(rgb)
+    coloured = np.hypot(ours[..., 1], ours[..., 2]) > FALSE_CHROMA
+    return float((coloured & neutral).sum() / neutral.sum())

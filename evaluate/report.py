@@ -18,6 +18,8 @@ LABELS = {
 COLUMNS = (
     ("psnr", "PSNR dB ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
+    ("ciede2000", "ΔE00 ↓", "{:.2f}"),
+    ("false_colour", "false colour ↓", "{:.1%}"),
     ("colorfulness", "colourfulness", "{:.2f}"),
     ("colorfulness_ratio", "× GT", "{:.2f}"),
     ("cdc", "CDC ↓", "{:.5f}"),

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import metrics
 
-METRIC_KEYS = ("psnr", "ssim", "colorfulness", "colorfulness_ratio", "cdc", "warp_error", "chroma_change")
+METRIC_KEYS = ("psnr", "ssim", "ciede2000", "false_colour", "colorfulness", "colorfulness_ratio", "cdc", "warp_error",
+               "chroma_change")
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -32,6 +33,8 @@ class SequenceScorer:
     is_reference: bool = False
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
+    ciede2000: list[float] = field(default_factory=list)
+    false_colour: list[float] = field(default_factory=list)  # per frame; frames without neutral pixels skipped
     colorfulness: list[float] = field(default_factory=list)
     chroma_change: list[float] = field(default_factory=list)
     warp_error: list[float] = field(default_factory=list)
@@ -44,6 +47,11 @@ class SequenceScorer:
         if not self.is_reference:
             self.psnr.append(metrics.psnr(rgb, truth))
             self.ssim.append(metrics.ssim(rgb, truth))
+            truth_lab = metrics.lab_float(truth)
+            self.ciede2000.append(metrics.ciede2000(rgb, truth, truth_lab=truth_lab))
+            fc = metrics.false_colour_rate(rgb, truth, truth_lab=truth_lab)
+            if fc is not None:
+                self.false_colour.append(fc)
         self.colorfulness.append(metrics.colorfulness(rgb))
         self._hists.append(metrics.channel_histograms(rgb))
         ab = metrics.lab_ab(rgb)
@@ -68,6 +76,8 @@ class SequenceScorer:
             # TCVC/BasicSR convention: the mean of per-frame PSNRs.
             "psnr": None if self.is_reference else finite_or_none(float(np.mean(self.psnr))),
             "ssim": 1.0 if self.is_reference else float(np.mean(self.ssim)),
+            "ciede2000": 0.0 if self.is_reference else float(np.mean(self.ciede2000)),
+            "false_colour": 0.0 if self.is_reference or not self.false_colour else float(np.mean(self.false_colour)),
             "colorfulness": cf,
             "colorfulness_ratio": ratio,
             "cdc": metrics.cdc_from_histograms(np.stack(self._hists)) if self._hists else None,

@@ -21,24 +21,12 @@ import time
 from pathlib import Path
 
 from vs_colorgan.model_io import ModelFileError, load_generator
+from vs_colorgan.model_io import resolve_generator_path as resolve_checkpoint
 
 from .onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, SOURCE_KEY, TARGETS, export_onnx, read_export_info
 from .verify import ParityError, verify_onnx
 
 PROG = "colorgan-export"
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A generator file, or RUN/generator.safetensors for a training run folder RUN."""
-    if path.is_dir():
-        gen = path / "generator.safetensors"
-        if not gen.is_file():
-            raise ModelFileError(f"{path} is a folder without generator.safetensors; pass a training run folder "
-                                 f"or a generator .safetensors file")
-        return gen
-    if path.suffix == ".onnx":
-        raise ModelFileError(f"{path} is already an ONNX file; export from the generator .safetensors it came from")
-    return path
 
 
 def default_output(checkpoint: Path, *, target: str, fp16: bool) -> Path:

@@ -40,6 +40,7 @@ FUNC = "vs_colorgan.colorize"
 MIN_SIDE = 16
 MAX_TEMPORAL_RADIUS = 16
 MAX_UPSAMPLE_RADIUS = 8
+MAX_SATURATION = 4.0
 TRIM_EVERY = 64  # frames between two malloc_trim(0) calls (see _heap_trimmer)
 log = logging.getLogger("vs_colorgan")
 
@@ -95,7 +96,7 @@ def check_clip(clip: Any) -> None:
 
 
 def check_options(*, temporal_radius: Any, temporal_sigma: Any, scene_threshold: Any, upsample_radius: Any,
-                  upsample_eps: Any, matrix: Any, render_size: Any) -> ColorOptions:
+                  upsample_eps: Any, matrix: Any, render_size: Any, saturation: Any = 1.0) -> ColorOptions:
     """Validate the colour-path options (render_size only for its type; its range needs the model)."""
     if not _is_int(temporal_radius) or not 0 <= temporal_radius <= MAX_TEMPORAL_RADIUS:
         raise ColorizeError(f"\"temporal_radius\" must be an integer between 0 and {MAX_TEMPORAL_RADIUS}, not {temporal_radius!r}")
@@ -108,13 +109,15 @@ def check_options(*, temporal_radius: Any, temporal_sigma: Any, scene_threshold:
         raise ColorizeError(f"\"upsample_radius\" must be an integer between 0 and {MAX_UPSAMPLE_RADIUS}, not {upsample_radius!r}")
     if not _is_real(upsample_eps) or not 0 < upsample_eps < math.inf:
         raise ColorizeError(f"\"upsample_eps\" must be a positive number, not {upsample_eps!r}")
+    if not _is_real(saturation) or not 0 <= saturation <= MAX_SATURATION:
+        raise ColorizeError(f"\"saturation\" must be a number between 0 (gray) and {MAX_SATURATION:g}, not {saturation!r}")
     if matrix is not None:
         check_matrix(matrix, "\"matrix\"")
     if render_size is not None and not _is_int(render_size):
         raise ColorizeError(f"\"render_size\" must be an integer or None, not {render_size!r}")
     return ColorOptions(temporal_radius=temporal_radius, temporal_sigma=float(temporal_sigma),
                         scene_threshold=float(scene_threshold), upsample_radius=upsample_radius,
-                        upsample_eps=float(upsample_eps))
+                        upsample_eps=float(upsample_eps), saturation=float(saturation))
 
 
 def check_render_size(render_size: int, multiple: int) -> None:
@@ -244,6 +247,7 @@ def colorize(
     scene_threshold: float = 10.0,
     upsample_radius: int = 1,
     upsample_eps: float = 1e-3,
+    saturation: float = 1.0,
     matrix: int | None = None,
     fp16: bool = False,
     num_streams: int = 1,
@@ -267,6 +271,8 @@ def colorize(
         used when frames carry no ``_SceneChangePrev``/``_SceneChangeNext`` (math.inf: never).
     :param upsample_radius: guided-filter radius on the work grid (half the render size; 0: plain bilinear).
     :param upsample_eps: guided-filter regulariser; smaller follows luma edges more closely.
+    :param saturation: chroma gain on the model's (already calibrated) colour, 0-4: 0 gives gray (exactly
+        neutral chroma), below 1 more restrained, above 1 more vivid.
     :param matrix: YCbCr matrix (1, 4, 5, 6, 7, 9) for frames whose ``_Matrix`` is missing or unspecified,
         and for RGB input; None: BT.709 for HD, SMPTE 170M for SD (RGB: BT.709).
     :param fp16: half precision (CUDA only; with ORT it needs tensorrt=True).
@@ -277,7 +283,8 @@ def colorize(
         check_clip(clip)
         options = check_options(temporal_radius=temporal_radius, temporal_sigma=temporal_sigma,
                                 scene_threshold=scene_threshold, upsample_radius=upsample_radius,
-                                upsample_eps=upsample_eps, matrix=matrix, render_size=render_size)
+                                upsample_eps=upsample_eps, matrix=matrix, render_size=render_size,
+                                saturation=saturation)
         settings, path = choose_backend(model=model, backend=backend, device=device, fp16=fp16,
                                         num_streams=num_streams, tensorrt=tensorrt)
         config = read_config(path)

@@ -132,6 +132,20 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
         raise ModelFileError(f"{path}: not a readable .safetensors file, truncated or of another kind ({e})") from None
 
 
+def resolve_generator_path(path: str | os.PathLike) -> Path:
+    """A generator file, or ``RUN/generator.safetensors`` for a training run folder ``RUN``."""
+    path = Path(path)
+    if path.is_dir():
+        gen = path / "generator.safetensors"
+        if not gen.is_file():
+            raise ModelFileError(f"{path} is a folder without generator.safetensors; pass a training run folder "
+                                 f"or a generator .safetensors file")
+        return gen
+    if path.suffix == ".onnx":
+        raise ModelFileError(f"{path} is already an ONNX file; pass the generator .safetensors it came from")
+    return path
+
+
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Rebuild the generator stored in ``path`` (eval mode, on ``device``) and return it with its config.
 

@@ -82,6 +82,7 @@ class ColorOptions:
     scene_threshold: float = 10.0  # mean |delta L*| between consecutive frames above which there is a cut
     upsample_radius: int = 1  # guided-filter window radius, on the work grid (half the render size)
     upsample_eps: float = 1e-3  # guided-filter regulariser, (Y' units)^2
+    saturation: float = 1.0  # chroma gain applied after the temporal blend (0 = exactly neutral chroma)
 
 
 class Colorizer:
@@ -154,6 +155,11 @@ class Colorizer:
     def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
         """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
+        sat = self.options.saturation
+        if sat == 0.0:  # exactly neutral: Lab -> RGB -> YCbCr of a=b=0 leaves ~1e-8 of rounding in Cb/Cr
+            return torch.zeros((1, 2, *guide.shape[-2:]), dtype=guide.dtype, device=guide.device)
+        if sat != 1.0:
+            ab_norm = ab_norm * sat
         rgb = color.merge_lab(render.l_work, ab_norm)  # sRGB in [0, 1]
         _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
         # low-resolution guide: the luma the network saw (the same signal as the full-size guide)
