@@ -184,11 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows, median_sigma = score_candidates(model, photos, cfg.size_multiple, render_sizes=tuple(args.render_sizes))
     best = choose(rows, args.min_colourfulness)
-    for r in sorted(rows, key=lambda r: -r["dpsnr"])[:12]:
-        mark = "  <- chosen" if r is best else ""
-        print(f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
-              f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
-              f"  false colour {r['false_colour']:.1%}{mark}")
+    def line(r: dict) -> str:
+        return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
+                f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
+                f"  false colour {r['false_colour']:.1%}")
+
+    print("best candidates by PSNR gain over gray (validation photos):")
+    for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
+        print("  " + line(r))
+    print(f"chosen (colourfulness >= {args.min_colourfulness:g} x the truth's):\n  {line(best)}  <- chosen")
     new_cfg = dataclasses.replace(cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
                                   render_size=best["render_size"])
     save_generator(args.out, model, new_cfg)  # the weights are unchanged; the calibration is in the config

@@ -1,0 +1,203 @@
+"""Issue 8's machinery: the confidence head and calibration (network, model file, both backends, the vs-mlrt
+export), the saturation option, the film-like augmentation, the confidence loss and ``colorgan-calibrate``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+
+import vs_colorgan
+from export.graphs import VsmlrtGraph
+from export.onnx_export import export_onnx
+from test_export_vsmlrt import clip_of, photo_frames, planes
+from test_filter import RS, clip_from, gray_frames, tiny_generator
+from training import losses
+from training.augment import film_degrade
+from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
+from vs_colorgan.networks import build_generator, calibrate
+
+core = vs.core
+torch.set_num_threads(1)
+
+
+def confident_generator(gain: float = 1.0, tau: float = 0.0, seed: int = 0) -> torch.nn.Module:
+    """A width-8 U-Net with a confidence head whose predicted error varies over the picture."""
+    torch.manual_seed(seed)
+    net = tiny_generator(seed)  # trained-like colours on the two ab channels
+    model = build_generator("unet", 8, confidence=True, chroma_gain=gain, confidence_tau=tau).eval()
+    state = net.state_dict()
+    w, b = state["out.0.weight"], state["out.0.bias"]
+    # third channel: a log-variance spread over about -6 ... -2 (errors of 0.05 ... 0.37 ab_norm)
+    state["out.0.weight"] = torch.cat([w, w[:1] * 3.0])
+    state["out.0.bias"] = torch.cat([b, torch.tensor([-4.0])])
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def test_calibrate_shrinks_uncertain_pixels_more():
+    ab = torch.full((1, 2, 1, 3), 0.5)
+    log_var = torch.log(torch.tensor([1e-4, 1e-2, 1.0])).view(1, 1, 1, 3)
+    out = calibrate(ab, log_var, 0.8, 0.1)
+    factors = (out / ab)[0, 0, 0]
+    assert torch.allclose(factors, 0.8 / (1 + torch.tensor([1e-4, 1e-2, 1.0]) / 0.01))
+    assert factors[0] > 0.79 and factors[2] < 0.01  # confident kept, unsure pulled to gray
+    assert torch.equal(calibrate(ab, log_var, 0.5, 0.0), ab * 0.5)  # tau 0: the global gain only
+    assert torch.equal(calibrate(ab, None, 1.0, 0.3), ab)
+
+
+def test_confidence_unet_forward_is_the_calibrated_distribution():
+    model = confident_generator(gain=0.7, tau=0.1)
+    l_norm = torch.from_numpy(photo_frames(96, 64)[0])[None, None] * 2 - 1
+    with torch.no_grad():
+        ab, log_var = model.distribution(l_norm)
+        out = model(l_norm)
+    assert ab.shape == (1, 2, 64, 96) and log_var.shape == (1, 1, 64, 96)
+    assert torch.allclose(out, calibrate(ab, log_var, 0.7, 0.1))
+    assert float(log_var.std()) > 0.1  # the head's error estimate varies over the picture
+    with pytest.raises(ValueError, match="unet"):
+        build_generator("colorization-net", 8, confidence=True)
+
+
+def test_model_file_keeps_head_and_calibration(tmp_path):
+    model = confident_generator(gain=0.6, tau=0.2)
+    cfg = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True, chroma_gain=0.6, confidence_tau=0.2)
+    save_generator(tmp_path / "c.safetensors", model, cfg)
+    loaded, cfg2 = load_generator(tmp_path / "c.safetensors")
+    assert cfg2 == cfg and loaded.confidence and (loaded.chroma_gain, loaded.confidence_tau) == (0.6, 0.2)
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def _mean_chroma(clip: vs.VideoNode, n: int = 2) -> float:
+    f = clip.get_frame(n)
+    mid = 1 << (clip.format.bits_per_sample - 1)
+    return float(np.mean([np.abs(np.asarray(f[p]).astype(np.float64) - mid).mean() for p in (1, 2)]))
+
+
+def test_confidence_model_in_both_backends(tmp_path):
+    """Torch and ORT run the same calibrated network; the calibration visibly restrains the colour."""
+    raw = confident_generator()
+    cfg_raw = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True)
+    cfg = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True, chroma_gain=0.8, confidence_tau=0.1)
+    save_generator(tmp_path / "raw.safetensors", raw, cfg_raw)
+    save_generator(tmp_path / "cal.safetensors", confident_generator(0.8, 0.1), cfg)
+    export_onnx(confident_generator(0.8, 0.1), cfg, tmp_path / "cal.onnx")
+    assert read_config(tmp_path / "cal.onnx") == cfg
+    clip = clip_from(gray_frames(4, 96, 64))
+    torch_out = vs_colorgan.colorize(clip, model=str(tmp_path / "cal.safetensors"), backend="torch")
+    ort_out = vs_colorgan.colorize(clip, model=str(tmp_path / "cal.onnx"), backend="ort")
+    raw_out = vs_colorgan.colorize(clip, model=str(tmp_path / "raw.safetensors"), backend="torch")
+    for n in range(4):
+        a, b = planes(torch_out.get_frame(n)).astype(int), planes(ort_out.get_frame(n)).astype(int)
+        assert np.abs(a - b).max() <= 1
+    assert 0 < _mean_chroma(torch_out) < 0.85 * _mean_chroma(raw_out)
+
+
+def test_confidence_model_in_the_vsmlrt_export(tmp_path):
+    model = confident_generator(0.8, 0.1)
+    cfg = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True, chroma_gain=0.8, confidence_tau=0.1)
+    export_onnx(model, cfg, tmp_path / "v.onnx", target="vsmlrt")
+    gray = clip_of(photo_frames(96, 64)[:1])
+    got = planes(core.ort.Model(gray, network_path=str(tmp_path / "v.onnx"), provider="CPU").get_frame(0))
+    with torch.inference_mode():
+        want = VsmlrtGraph(model, cfg)(torch.from_numpy(np.asarray(gray.get_frame(0)[0]).copy())[None, None])[0].numpy()
+        uncalibrated = VsmlrtGraph(confident_generator(), cfg)(
+            torch.from_numpy(np.asarray(gray.get_frame(0)[0]).copy())[None, None])[0].numpy()
+    assert np.abs(got - want).max() < 1e-4
+    assert np.abs(got - uncalibrated).mean() > 1e-3  # the shrinkage is in the exported graph
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("m") / "g.safetensors"
+    save_generator(path, tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS))
+    return path
+
+
+def test_saturation(tiny_model):
+    clip = clip_from(gray_frames(3, 96, 64))
+    for fmt in (vs.YUV420P8, vs.YUV444PS):
+        src = core.resize.Point(clip, format=fmt)
+        gray = vs_colorgan.colorize(src, model=str(tiny_model), saturation=0)
+        f = gray.get_frame(1)
+        neutral = 128 if fmt == vs.YUV420P8 else 0.0
+        assert all(np.all(np.asarray(f[p]) == neutral) for p in (1, 2))  # exactly neutral
+        assert np.array_equal(np.asarray(f[0]), np.asarray(src.get_frame(1)[0]))  # luma untouched
+    full = vs_colorgan.colorize(clip, model=str(tiny_model))
+    half = vs_colorgan.colorize(clip, model=str(tiny_model), saturation=0.5)
+    more = vs_colorgan.colorize(clip, model=str(tiny_model), saturation=1.5)
+    assert _mean_chroma(half) < 0.75 * _mean_chroma(full) < 0.75 * _mean_chroma(more)
+    for bad in (-0.1, 4.5, float("nan"), "1", True, None):
+        with pytest.raises(vs.Error, match=r'vs_colorgan\.colorize: "saturation" must be a number between 0'):
+            vs_colorgan.colorize(clip, model=str(tiny_model), saturation=bad)
+
+
+def test_film_degrade():
+    torch.manual_seed(0)
+    l_norm = torch.rand(1, 64, 64) * 2 - 1
+    assert film_degrade(l_norm, 0.0) is l_norm
+    torch.manual_seed(1)
+    a = film_degrade(l_norm, 1.0)
+    torch.manual_seed(1)
+    b = film_degrade(l_norm, 1.0)
+    assert torch.equal(a, b)  # drawn from torch's RNG: resumable runs draw the same
+    assert a.shape == l_norm.shape and a.min() >= -1 and a.max() <= 1
+    assert (a - l_norm).abs().mean() > 0.02
+    # vignetting and blur act on structure: corners darker than the centre on a flat picture, on average
+    flat = torch.zeros(1, 64, 64)
+    outs = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        outs.append(film_degrade(flat, 1.0))
+    mean = torch.stack(outs).mean(0)[0]
+    assert mean[28:36, 28:36].mean() > mean[:6, :6].mean()
+
+
+def test_confidence_nll_learns_the_error_not_the_colour():
+    ab_true = torch.zeros(1, 2, 4, 4)
+    ab_pred = torch.full((1, 2, 4, 4), 0.3, requires_grad=True)
+    log_var = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    losses.confidence_nll(log_var, ab_pred, ab_true).backward()
+    assert ab_pred.grad is None or torch.all(ab_pred.grad == 0)  # the colour is the reconstruction loss's
+    assert log_var.grad is not None and torch.all(log_var.grad > 0)  # var 1 >> error 0.09: pushed down
+    # the minimum is at var = the squared error
+    grid = torch.linspace(-6, 0, 601).view(1, 1, 1, -1)
+    nll = [float(losses.confidence_nll(grid[..., i : i + 1], ab_pred[..., :1, :1], ab_true[..., :1, :1])) for i in range(601)]
+    assert abs(float(grid[0, 0, 0, int(np.argmin(nll))]) - np.log(0.09)) < 0.02
+
+
+def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
+    from PIL import Image
+
+    from training import calibrate as cal
+
+    import skimage.data
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, name in enumerate(("astronaut", "coffee", "chelsea", "rocket")):
+        Image.fromarray(getattr(skimage.data, name)()).save(data / f"{name}.jpg")
+    model = confident_generator()
+    save_generator(tmp_path / "run/generator.safetensors", model, ModelConfig(arch="unet", width=8, render_size=RS, confidence=True))
+    (tmp_path / "run/options.json").write_text(json.dumps({"data": [str(data)], "val_fraction": 0.999}))
+    out = tmp_path / "cal.safetensors"
+    assert cal.main([str(tmp_path / "run"), "--out", str(out), "--render-sizes", "64", "96"]) == 0
+    cfg = read_config(out)
+    record = json.loads(out.with_suffix(".calibration.json").read_text())
+    assert record["photos"] == 4 and len(record["candidates"]) == 2 * len(cal.GAINS) * len(cal.TAU_FACTORS)
+    chosen = record["chosen"]
+    assert (cfg.chroma_gain, cfg.confidence_tau, cfg.render_size) == (chosen["chroma_gain"], chosen["confidence_tau"], chosen["render_size"])
+    eligible = [r for r in record["candidates"] if r["colourfulness_ratio"] >= 0.4] or record["candidates"]
+    assert chosen["dpsnr"] == max(r["dpsnr"] for r in eligible)
+    assert "<- chosen" in capsys.readouterr().out
+    # the written model runs in the filter with its calibration
+    clip = clip_from(gray_frames(2, 96, 64))
+    assert vs_colorgan.colorize(clip, model=str(out)).get_frame(0)
+    # bad input: a folder with no generator
+    assert cal.main([str(tmp_path / "data"), "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
