@@ -126,7 +126,7 @@ def prepare_models(model: Path | None, workdir: Path, *, vsmlrt: Path | None = N
     onnx = workdir / "model.onnx"
     note = ""
     net, cfg = load_generator(st)
-    from export.onnx_export import export_onnx
+    from vs_colorgan.export.onnx_export import export_onnx
 
     if src.with_suffix(".onnx").is_file():
         shutil.copyfile(src.with_suffix(".onnx"), onnx)

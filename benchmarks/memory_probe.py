@@ -109,7 +109,7 @@ def main() -> int:
         return 0
     import torch
 
-    from export.onnx_export import export_onnx
+    from vs_colorgan.export.onnx_export import export_onnx
     from vs_colorgan.model_io import ModelConfig, save_generator
     from vs_colorgan.networks import build_generator
 

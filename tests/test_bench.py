@@ -60,7 +60,7 @@ def test_speed_json_shape(tiny_model):
 def test_speed_markdown_with_an_onnx_alone(tiny_model, tmp_path):
     """From a native .onnx alone neither the torch backend nor the vs-mlrt export can run: their rows
     stay in the table, marked not available, and the ORT rows are timed."""
-    from export.onnx_export import export_onnx
+    from vs_colorgan.export.onnx_export import export_onnx
     from vs_colorgan.model_io import load_generator
 
     net, cfg = load_generator(tiny_model)

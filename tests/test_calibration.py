@@ -11,12 +11,12 @@ import torch
 import vapoursynth as vs
 
 import vs_colorgan
-from export.graphs import VsmlrtGraph
-from export.onnx_export import export_onnx
+from vs_colorgan.export.graphs import VsmlrtGraph
+from vs_colorgan.export.onnx_export import export_onnx
 from test_export_vsmlrt import clip_of, photo_frames, planes
 from test_filter import RS, clip_from, gray_frames, tiny_generator
-from training import losses
-from training.augment import film_degrade
+from vs_colorgan.training import losses
+from vs_colorgan.training.augment import film_degrade
 from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
 from vs_colorgan.networks import build_generator, calibrate
 
@@ -174,7 +174,7 @@ def test_confidence_nll_learns_the_error_not_the_colour():
 def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     from PIL import Image
 
-    from training import calibrate as cal
+    from vs_colorgan.training import calibrate as cal
 
     import skimage.data
 

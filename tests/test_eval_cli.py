@@ -10,8 +10,8 @@ import pytest
 import torch
 import vapoursynth as vs
 
-from evaluate import cli, metrics
-from evaluate.source import frame_array, gray_input, open_source, rgb24
+from vs_colorgan.evaluate import cli, metrics
+from vs_colorgan.evaluate.source import frame_array, gray_input, open_source, rgb24
 
 KEYS = {"psnr", "ssim", "colorfulness", "colorfulness_ratio", "cdc", "warp_error", "chroma_change"}
 W, H, N = 96, 64, 12
@@ -28,7 +28,7 @@ def shapes_frame(t: int, w: int = W, h: int = H) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from export.onnx_export import export_onnx
+    from vs_colorgan.export.onnx_export import export_onnx
     from vs_colorgan.model_io import ModelConfig, save_generator
     from vs_colorgan.networks import build_generator
 

@@ -17,11 +17,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.cli import main as cli_main
-from export.graphs import VsmlrtGraph, render_dims
-from export.onnx_export import (INTERFACE_KEY, PRECISION_KEY, SOURCE_KEY, build_graph, export_onnx,
+from vs_colorgan.export.cli import main as cli_main
+from vs_colorgan.export.graphs import VsmlrtGraph, render_dims
+from vs_colorgan.export.onnx_export import (INTERFACE_KEY, PRECISION_KEY, SOURCE_KEY, build_graph, export_onnx,
                                 read_export_info)
-from export.verify import TOLERANCES, ParityError, Tolerance, verify_onnx
+from vs_colorgan.export.verify import TOLERANCES, ParityError, Tolerance, verify_onnx
 from vs_colorgan.model_io import METADATA_KEY, ModelConfig, ModelFileError, read_config, save_generator
 from vs_colorgan.networks import build_generator
 
@@ -81,7 +81,7 @@ def test_export_parity_and_metadata(tmp_path, arch, target, fp16):
 
 
 def test_tolerances():
-    from export.verify import NOISE_FP16, tolerance_for
+    from vs_colorgan.export.verify import NOISE_FP16, tolerance_for
 
     for target in ("native", "vsmlrt"):
         assert tolerance_for(target, "fp32", "random") == tolerance_for(target, "fp32", "camera") == Tolerance(1e-3, 1e-4)
@@ -266,7 +266,7 @@ def test_cli_end_to_end(tmp_path):
 
 
 def test_cli_parity_failure_exits_1_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    import export.verify
+    import vs_colorgan.export.verify
 
     ckpt = write_checkpoint(tmp_path)
     monkeypatch.setitem(export.verify.TOLERANCES, ("native", "fp16"), Tolerance(1e-9, 1e-9))

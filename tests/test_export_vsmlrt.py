@@ -21,8 +21,8 @@ import torch
 import vapoursynth as vs
 
 import vs_colorgan
-from export.graphs import VsmlrtGraph
-from export.onnx_export import export_onnx
+from vs_colorgan.export.graphs import VsmlrtGraph
+from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan.model_io import ModelConfig
 from vs_colorgan.networks import build_generator
 

@@ -17,7 +17,7 @@ from skimage import data
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
-from export.onnx_export import export_onnx
+from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan import colorize
 from vs_colorgan.backends import choose_backend
 from vs_colorgan.model_io import ModelConfig, save_generator

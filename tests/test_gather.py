@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import gather
+from vs_colorgan.training import gather
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -158,7 +158,7 @@ def _files(d: Path) -> list[str]:
 
 
 def test_rcc_reader_round_trip(tmp_path):
-    from training.rcc import RccError, iter_rcc
+    from vs_colorgan.training.rcc import RccError, iter_rcc
 
     files = {"a/b/one.bin": b"\x00\x01" * 100, "a/two.txt": b"hello", "three": b"x"}
     make_rcc(tmp_path / "t.rcc", files, zlib_compressed=frozenset({"a/two.txt"}))

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluate import metrics
-from evaluate.scoring import SequenceScorer
+from vs_colorgan.evaluate import metrics
+from vs_colorgan.evaluate.scoring import SequenceScorer
 
 LN2 = math.log(2.0)
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from training import checkpoint, losses
-from training.options import PRESET_VALUES, TrainOptions, resolve
-from training.setups import GANSetup, lr_at
-from training.train import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_OK, train
+from vs_colorgan.training import checkpoint, losses
+from vs_colorgan.training.options import PRESET_VALUES, TrainOptions, resolve
+from vs_colorgan.training.setups import GANSetup, lr_at
+from vs_colorgan.training.train import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_OK, train
 from vs_colorgan.model_io import load_generator, read_config
 
 REPO = Path(__file__).resolve().parents[1]

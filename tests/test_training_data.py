@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import build_datasets, scan, video_frame_indices
+from vs_colorgan.training.data import build_datasets, scan, video_frame_indices
 from vs_colorgan.color import merge_lab
 
 

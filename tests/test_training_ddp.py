@@ -6,9 +6,9 @@ import os
 import torch
 
 from test_training import TINY, _state, make_images
-from training import checkpoint
-from training.options import resolve
-from training.train import EXIT_OK, train
+from vs_colorgan.training import checkpoint
+from vs_colorgan.training.options import resolve
+from vs_colorgan.training.train import EXIT_OK, train
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, result_dir: str) -> None:

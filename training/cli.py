@@ -2,7 +2,7 @@
 
     colorgan-train --preset unet --data data/train --out runs/unet --steps 20000 --batch-size 16
     colorgan-train --resume runs/unet --steps 40000        # continue (and extend) a run
-    torchrun --nproc_per_node 4 -m training.cli --preset unet --data coco/train2017 --out runs/u
+    torchrun --nproc_per_node 4 -m vs_colorgan.training.cli --preset unet --data coco/train2017 --out runs/u
 
 Every field of :class:`training.options.TrainOptions` is an option (``--g-lr``, ``--pretrain-steps``,
 ...); anything not given comes from the preset, or, with ``--resume``, from the run's checkpoint.

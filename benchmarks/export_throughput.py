@@ -1,6 +1,6 @@
 """Throughput of the vs-mlrt export beside the filter, on the same clip and the same generator.
 
-    python -m export.benchmark [--clip FILE] [--size 854x480] [--frames 48] [--width 32] [--repeats 3]
+    python benchmarks/export_throughput.py [--clip FILE] [--size 854x480] [--frames 48] [--width 32] [--repeats 3]
 
 * ``vs-mlrt``: ``core.ort.Model`` (CPU provider) on the ``--target vsmlrt`` file: GRAYS -> RGBS.
 * ``vs-mlrt slim``: the same file simplified with onnxslim; ``num_streams=2``: two sessions, two frames
@@ -32,8 +32,8 @@ import vapoursynth as vs
 from vs_colorgan.model_io import ModelConfig, load_generator, save_generator
 from vs_colorgan.networks import build_generator
 
-from .cli import resolve_checkpoint
-from .onnx_export import export_onnx
+from vs_colorgan.model_io import resolve_generator_path as resolve_checkpoint
+from vs_colorgan.export.onnx_export import export_onnx
 
 core = vs.core
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample_bw.mp4"

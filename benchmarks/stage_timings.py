@@ -1,8 +1,8 @@
 """Time the filter's four stages separately (the figures in docs/filter.md).
 
-    python -m vs_colorgan.stage_timings                       # 854x480, untrained U-Net width 32, torch CPU
-    python -m vs_colorgan.stage_timings --backend ort --threads 1
-    python -m vs_colorgan.stage_timings --model run/generator.safetensors --width 1920 --height 1080
+    python benchmarks/stage_timings.py                       # 854x480, untrained U-Net width 32, torch CPU
+    python benchmarks/stage_timings.py --backend ort --threads 1
+    python benchmarks/stage_timings.py --model run/generator.safetensors --width 1920 --height 1080
 
 Runs the stage methods of :class:`vs_colorgan.pipeline.Colorizer` on frames of a synthetic grainy pan
 (VapourSynth frames, as the filter sees them) and prints per-stage medians and minimums in ms, the glue /
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from .filter import build
-from .model_io import ModelConfig, save_generator
-from .networks import build_generator
-from .pipeline import Colorizer, render_shape
+from vs_colorgan.filter import build
+from vs_colorgan.model_io import ModelConfig, save_generator
+from vs_colorgan.networks import build_generator
+from vs_colorgan.pipeline import Colorizer, render_shape
 
 STAGES = ("1a zimg downscale", "1b pre-processing", "1c luma guide", "2 inference", "3 temporal", "4 chroma+write")
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             net = build_generator(args.arch, args.model_width).eval()
             save_generator(model, net, cfg)
             if args.backend == "ort":
-                from export.onnx_export import export_onnx
+                from vs_colorgan.export.onnx_export import export_onnx
 
                 export_onnx(net, cfg, model.with_suffix(".onnx"))
         c = Colorizer.load(model, backend=args.backend, device=args.device)
