@@ -13,7 +13,7 @@ import vapoursynth as vs
 from vs_colorgan.evaluate import cli, metrics
 from vs_colorgan.evaluate.source import frame_array, gray_input, open_source, rgb24
 
-KEYS = {"psnr", "ssim", "colorfulness", "colorfulness_ratio", "cdc", "warp_error", "chroma_change"}
+KEYS = {"psnr", "ssim", "ciede2000", "false_colour", "colorfulness", "colorfulness_ratio", "cdc", "warp_error", "chroma_change"}
 W, H, N = 96, 64, 12
 
 

@@ -272,3 +272,43 @@ def test_sequence_scorer_matches_batch_metrics():
     assert ref_sum["cdc"] == pytest.approx(metrics.cdc(truth), abs=1e-12)
     with pytest.raises(ValueError, match="flow pair"):
         s.add(ours[0], truth[0], None)
+
+
+# ---- CIEDE2000 and the false-colour rate (issue 8)
+
+def _uniform(rgb: tuple[int, int, int], h: int = 8, w: int = 8) -> np.ndarray:
+    return np.tile(np.array(rgb, np.uint8), (h, w, 1))
+
+
+def test_ciede2000_zero_for_identical_and_sharma_pair():
+    img = _uniform((120, 80, 40))
+    assert metrics.ciede2000(img, img) == 0.0
+    # Sharma, Wu & Dalal (2005), Table 1, pair 1: Lab (50, 2.6772, -79.7751) vs (50, 0, -82.7485) -> 2.0425,
+    # through the same scikit-image routine the metric uses (its Lab inputs given directly)
+    from skimage.color import deltaE_ciede2000
+
+    assert abs(float(deltaE_ciede2000(np.array([50, 2.6772, -79.7751]), np.array([50, 0, -82.7485]))) - 2.0425) < 1e-4
+    # a gray picture against a saturated red one: the mean over pixels of a large difference
+    red, gray = _uniform((200, 30, 30)), _uniform((110, 110, 110))
+    d = metrics.ciede2000(red, gray)
+    assert 20 < d < 80 and abs(d - metrics.ciede2000(gray, red)) < 1e-9
+    # half the picture changed: half the mean
+    half = gray.copy()
+    half[:, :4] = red[:, :4]
+    assert abs(metrics.ciede2000(half, gray) - d / 2) < 1e-9
+    with pytest.raises(ValueError):
+        metrics.ciede2000(red, _uniform((1, 2, 3), 4, 4))
+
+
+def test_false_colour_rate_hand_made():
+    truth = _uniform((128, 128, 128))
+    truth[:, 4:] = (30, 160, 40)  # left half neutral, right half green
+    ours = truth.copy()
+    assert metrics.false_colour_rate(ours, truth) == 0.0
+    ours[:2, :4] = (200, 40, 40)  # paint a quarter of the neutral half red: clearly coloured
+    assert metrics.false_colour_rate(ours, truth) == pytest.approx(2 * 4 / 32)
+    ours[2:4, :4] = (134, 128, 124)  # a faint tint (chroma < 20) is not false colour
+    assert metrics.false_colour_rate(ours, truth) == pytest.approx(8 / 32)
+    gray_out = _uniform((128, 128, 128))
+    assert metrics.false_colour_rate(gray_out, truth) == 0.0  # gray output never paints false colour
+    assert metrics.false_colour_rate(truth, _uniform((30, 160, 40))) is None  # no neutral pixel in the truth
