@@ -269,7 +269,7 @@ def test_cli_parity_failure_exits_1_and_writes_nothing(tmp_path, monkeypatch, ca
     import vs_colorgan.export.verify
 
     ckpt = write_checkpoint(tmp_path)
-    monkeypatch.setitem(export.verify.TOLERANCES, ("native", "fp16"), Tolerance(1e-9, 1e-9))
+    monkeypatch.setitem(vs_colorgan.export.verify.TOLERANCES, ("native", "fp16"), Tolerance(1e-9, 1e-9))
     out = tmp_path / "out"
     assert cli_main([str(ckpt), "-o", str(out / "m.onnx"), "--fp16", "--threads", "1"]) == 1
     err = capsys.readouterr().err
