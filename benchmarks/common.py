@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import vapoursynth as vs
 
+from vs_colorgan.formats import default_matrix
+
 core = vs.core
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
@@ -78,7 +80,7 @@ def synthetic_clip(width: int, height: int, frames: int, *, fps: int = 24, seed:
         return out
 
     clip = core.std.ModifyFrame(blank, blank, draw)
-    matrix = 6 if width <= 1024 and height <= 576 else 1
+    matrix = default_matrix(width, height)
     return core.std.SetFrameProps(clip, _Matrix=matrix, _Transfer=1 if matrix == 1 else 6, _Primaries=matrix,
                                   _ChromaLocation=0)
 

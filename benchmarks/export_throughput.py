@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from vs_colorgan.formats import default_matrix
 from vs_colorgan.model_io import ModelConfig, load_generator, save_generator
 from vs_colorgan.networks import build_generator
 
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     save_generator(work / "generator.safetensors", model, cfg)
     native, vsmlrt, slim = work / "native.onnx", work / "vsmlrt.onnx", work / "vsmlrt_slim.onnx"
     # the filter's default matrix for untagged frames; the sample clip is SD
-    matrix_code, matrix_name = (6, "170m") if width <= 1024 and height <= 576 else (1, "709")
+    matrix_code = default_matrix(width, height)
+    matrix_name = {6: "170m", 1: "709"}[matrix_code]
     with_matrix = work / f"vsmlrt_{matrix_name}.onnx"
     export_onnx(model, cfg, native)
     export_onnx(model, cfg, vsmlrt, target="vsmlrt")

@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 import vapoursynth as vs
 
+from vs_colorgan.formats import default_matrix
+from vs_colorgan.media import IMAGE_EXTS, read_rgb
+
 core = vs.core
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MATRIX_UNSPECIFIED = 2
 MATRIX_RGB = 0
 
@@ -33,19 +35,13 @@ class Source:
     path: Path
 
 
-def default_matrix(width: int, height: int) -> int:
-    """SMPTE 170M (6) for SD (width <= 1024 and height <= 576), BT.709 (1) above: the rule of
-    vs-tools and mpv, and the filter's own default for untagged clips (docs/filter.md)."""
-    return 6 if width <= 1024 and height <= 576 else 1
-
-
 def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def list_images(folder: Path) -> list[Path]:
     """Image files of ``folder`` in natural order (``2.png`` before ``10.png``)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
     return sorted(files, key=_natural_key)
 
 
@@ -63,10 +59,10 @@ def cover_crop(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = read_rgb(path)
+    if rgb is None:
         raise vs.Error(f"colorgan-eval: cannot read image {str(path)!r}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 def image_folder_clip(folder: Path, *, size: tuple[int, int] | None = None, fps: int = 25) -> vs.VideoNode:
@@ -74,7 +70,7 @@ def image_folder_clip(folder: Path, *, size: tuple[int, int] | None = None, fps:
     ``size`` (width, height; default: the first image's) by :func:`cover_crop`."""
     files = list_images(folder)
     if not files:
-        raise vs.Error(f"colorgan-eval: no images ({', '.join(IMAGE_SUFFIXES)}) in folder {str(folder)!r}")
+        raise vs.Error(f"colorgan-eval: no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {str(folder)!r}")
     if size is None:
         h, w = _read_rgb(files[0]).shape[:2]
         size = (w, h)

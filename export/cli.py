@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from vs_colorgan.formats import MATRIX_ALIASES
 from vs_colorgan.model_io import ModelFileError, load_generator
 from vs_colorgan.model_io import resolve_generator_path as resolve_checkpoint
 
@@ -53,15 +54,12 @@ def _opset(text: str) -> int:
     return value
 
 
-MATRIX_NAMES = {"709": 1, "fcc": 4, "470bg": 5, "170m": 6, "601": 6, "240m": 7, "2020": 9, "2020ncl": 9}
-
-
 def _matrix(text: str) -> int:
-    value = MATRIX_NAMES.get(text.lower())
-    if value is None and text.isdigit() and int(text) in MATRIX_NAMES.values():
+    value = MATRIX_ALIASES.get(text.lower())
+    if value is None and text.isdigit() and int(text) in MATRIX_ALIASES.values():
         value = int(text)
     if value is None:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(MATRIX_NAMES)} or 1, 4, 5, 6, 7, 9, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(MATRIX_ALIASES)} or 1, 4, 5, 6, 7, 9, not {text!r}")
     return value
 
 

@@ -26,14 +26,13 @@ import torch
 from torch.utils.data import Dataset
 
 from vs_colorgan.color import split_lab
+from vs_colorgan.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb, read_video_frame, video_frame_count
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"})
-VIDEO_EXTS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".y4m"})
-
-# An image counts as gray when fewer than 1% of its pixels have a Lab chroma above 5 (a JPEG of a
-# gray photo stays well below; a real colour photo has most pixels above it).
-GRAY_CHROMA = 5.0
-GRAY_FRACTION = 0.01
+# An image counts as near-gray (nothing to learn colour from) when fewer than NEAR_GRAY_FRACTION of its
+# pixels have a CIE Lab chroma above NEAR_GRAY_CHROMA: a JPEG of a gray or faintly toned photo stays
+# below, a real colour photo has most pixels above. colorgan-gather applies the same test.
+NEAR_GRAY_CHROMA = 8.0
+NEAR_GRAY_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Item:
     frame: int = -1  # -1: a still image; otherwise the frame index in a video
 
 
-def chroma_fraction(rgb: np.ndarray, threshold: float = GRAY_CHROMA) -> float:
+def chroma_fraction(rgb: np.ndarray, threshold: float = NEAR_GRAY_CHROMA) -> float:
     """Fraction of pixels of an RGB uint8 image whose CIE Lab chroma sqrt(a^2 + b^2) exceeds ``threshold``."""
     import cv2
 
@@ -51,69 +50,20 @@ def chroma_fraction(rgb: np.ndarray, threshold: float = GRAY_CHROMA) -> float:
     return float((chroma > threshold).mean())
 
 
-def is_gray(rgb: np.ndarray) -> bool:
-    return chroma_fraction(rgb) < GRAY_FRACTION
+def is_near_gray(rgb: np.ndarray) -> bool:
+    """The near-gray test of training data and colorgan-gather (see NEAR_GRAY_CHROMA)."""
+    return chroma_fraction(rgb) < NEAR_GRAY_FRACTION
 
 
 def read_image(path: str, max_side: int | None = None, min_short: int | None = None) -> np.ndarray | None:
-    """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable. Alpha is composited on white.
-
-    ``max_side``: thumbnail to at most this side. ``min_short``: a JPEG may be decoded at 1/2, 1/4 or
-    1/8 scale (DCT scaling, much faster) as long as its short side stays >= ``min_short``.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if max_side:
-                im.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size, fast
-            elif min_short:
-                w, h = im.size
-                short = min(w, h)
-                if short > min_short:
-                    im.draft("RGB", (math.ceil(w * min_short / short), math.ceil(h * min_short / short)))
-            im.load()
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                im = im.convert("RGBA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            im = im.convert("RGB")
-            if max_side and max(im.size) > max_side:
-                im.thumbnail((max_side, max_side))
-            return np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def read_video_frame(path: str, index: int) -> np.ndarray | None:
-    """RGB uint8 frame ``index`` of a video, or ``None``."""
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            return None
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, bgr = cap.read()
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
-    finally:
-        cap.release()
+    """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable; alpha composited on white
+    (:func:`vs_colorgan.media.read_rgb`)."""
+    return read_rgb(path, max_side=max_side, min_short=min_short, transparent="white")
 
 
 def video_frame_indices(path: str, count: int) -> list[int]:
     """``count`` evenly spaced frame indices of a video (all frames if it has fewer); [] if unreadable."""
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            return []
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if n <= 0:
-            ok, _ = cap.read()
-            n = 1 if ok else 0
-    finally:
-        cap.release()
+    n = video_frame_count(path)
     if n == 0 or count == 0:
         return []
     if n <= count:
@@ -167,7 +117,7 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
                 skipped["unreadable"] += 1
             elif min(rgb.shape[:2]) < 8:
                 skipped["too small"] += 1
-            elif is_gray(rgb):
+            elif is_near_gray(rgb):
                 skipped["grayscale"] += 1
             else:
                 items.append((rel, Item(full)))
@@ -179,7 +129,7 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
             probe = read_video_frame(full, idx[len(idx) // 2])
             if probe is None:
                 skipped["unreadable"] += 1
-            elif is_gray(probe):
+            elif is_near_gray(probe):
                 skipped["grayscale"] += 1
             else:
                 items.extend((rel, Item(full, i)) for i in idx)

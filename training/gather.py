@@ -23,7 +23,6 @@ folder. ``OUT/manifest.json`` lists what was kept (with source and licence) and 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -37,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-VIDEO_EXTS = {".avi", ".mp4", ".mkv", ".mov", ".webm"}
+from vs_colorgan.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb
+
+from .data import NEAR_GRAY_FRACTION, chroma_fraction
+
 HELDOUT_CLIPS = ("vtest.avi", "tree.avi")  # reserved for evaluate/: never trained on, never used to select
 SKIP_CLIPS = {
     "Megamind.avi": "animation, not a photograph",
@@ -49,10 +50,8 @@ MAX_SHORT_SIDE = 512
 FRAME_STEP = 4  # sample every 4th frame of a training clip (neighbouring frames are near-duplicates)
 MAX_FRAMES = 200
 DUPLICATE_BITS = 6  # difference hashes this close (of 64 bits) are the same photograph
-STAMP_GRAY = 128  # neutral background the transparent cut-outs are composited on
 
 # Filters, tuned on the packages below (see docs/training.md). Measured on a 256 px thumbnail.
-MIN_CHROMA_FRACTION = 0.05  # fraction of pixels with Lab chroma > 8: below = near-gray
 MAX_FLAT_FRACTION = 0.3  # fraction of pixels whose 3x3 neighbourhood is exactly uniform: above = flat diagram
 MIN_COLOURS_90 = 50  # distinct colours (5 bits/channel) covering 90% of pixels: below = few colours
 
@@ -138,8 +137,6 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
     s = 256 / min(h, w)
     if s < 1:
         rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    chroma = np.hypot(lab[..., 1], lab[..., 2])
     q = (rgb >> 3).astype(np.int32)
     codes = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
     counts = np.sort(np.bincount(codes.ravel(), minlength=1 << 15))[::-1]
@@ -151,7 +148,7 @@ def image_stats(rgb: np.ndarray) -> dict[str, float]:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     texture = float(np.median(np.abs(cv2.Laplacian(gray, cv2.CV_32F))))
     return {
-        "chroma_fraction": float((chroma > 8).mean()),
+        "chroma_fraction": chroma_fraction(rgb),
         "flat_fraction": flat,
         "colours_90": colours_90,
         "texture": texture,
@@ -166,7 +163,7 @@ def reject_reason(rgb: np.ndarray, *, flat_ok: bool = False) -> str | None:
     if min(rgb.shape[:2]) < MIN_SHORT_SIDE:
         return f"tiny (< {MIN_SHORT_SIDE} px)"
     st = image_stats(rgb)
-    if st["chroma_fraction"] < MIN_CHROMA_FRACTION:
+    if st["chroma_fraction"] < NEAR_GRAY_FRACTION:
         return "near-grayscale"
     if not flat_ok and (st["flat_fraction"] > MAX_FLAT_FRACTION or st["colours_90"] < MIN_COLOURS_90):
         return "diagram-like (flat areas / few colours)"
@@ -174,30 +171,10 @@ def reject_reason(rgb: np.ndarray, *, flat_ok: bool = False) -> str | None:
 
 
 def _decode(data: bytes | Path, *, stamp: bool = False) -> np.ndarray | None:
-    """RGB uint8 of an image file or its bytes, or ``None`` (unreadable, or transparent when not a stamp).
-
-    A transparent picture is an icon or logo, except for ``stamp`` cut-outs: those are composited on
-    neutral gray (:data:`STAMP_GRAY`) and cropped to the object's bounding box.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-            im.draft("RGB", (2048, 2048))  # JPEG: decode large photos at reduced size (we keep 512 px)
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA", "P"):
-                im = im.convert("RGBA")
-                if im.getextrema()[3][0] < 255:
-                    if not stamp:
-                        return None
-                    box = im.getchannel("A").point(lambda a: 255 if a > 16 else 0).getbbox()
-                    if box is None:
-                        return None
-                    bg = Image.new("RGBA", im.size, (STAMP_GRAY, STAMP_GRAY, STAMP_GRAY, 255))
-                    im = Image.alpha_composite(bg, im).crop(box)
-            return np.asarray(im.convert("RGB"))
-    except Exception:  # PIL raises many kinds for damaged files
-        return None
+    """RGB uint8 of an image file or its bytes, or ``None`` (unreadable, or transparent when not a stamp:
+    a transparent picture is an icon or logo, a stamp a photo cut-out to composite on gray)."""
+    # JPEGs of 4K+ wallpapers decode at a reduced DCT scale (we keep 512 px anyway)
+    return read_rgb(data, min_short=2048, transparent="cutout" if stamp else "reject")
 
 
 def dhash(rgb: np.ndarray) -> int:
@@ -403,7 +380,7 @@ def gather_clip(clip: Path, out: Path, counts: dict[str, Counter], manifest: dic
             if i % FRAME_STEP == 0:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 st = image_stats(rgb)
-                if st["chroma_fraction"] < MIN_CHROMA_FRACTION:
+                if st["chroma_fraction"] < NEAR_GRAY_FRACTION:
                     counts[f"frames/{name}"]["skipped: near-grayscale"] += 1
                 else:
                     dest = out / "frames" / name / f"{name}_{i:05d}.jpg"

@@ -35,6 +35,8 @@ UNSPECIFIED = 2
 MATRIX_NAMES = {0: "RGB", 1: "BT.709", 2: "unspecified", 4: "FCC", 5: "BT.470BG", 6: "SMPTE 170M",
                 7: "SMPTE 240M", 8: "YCgCo", 9: "BT.2020 NCL", 10: "BT.2020 CL", 11: "SMPTE 2085",
                 12: "chromaticity-derived NCL", 13: "chromaticity-derived CL", 14: "ICtCp"}
+# zimg's / vspipe's names for the matrices the colour path supports (``matrix_s`` values), for command lines
+MATRIX_ALIASES: dict[str, int] = {"709": 1, "fcc": 4, "470bg": 5, "170m": 6, "601": 6, "240m": 7, "2020": 9, "2020ncl": 9}
 # matrix -> (_Transfer, _Primaries) written when the input leaves them unspecified (ITU-T H.273 code points).
 MATRIX_COMPANIONS: dict[int, tuple[int, int]] = {1: (1, 1), 4: (6, 4), 5: (6, 5), 6: (6, 6), 7: (7, 7), 9: (14, 9)}
 
