@@ -4,7 +4,7 @@ Runs on one CPU/GPU, or data-parallel under ``torchrun`` (env:// rendezvous, glo
 CUDA): each process trains on its own shard (``DistributedSampler``), ``--batch-size`` is per process,
 and only rank 0 logs, validates and writes files.
 
->>> from training.options import resolve
+>>> from vs_colorgan.training.options import resolve
 >>> run(resolve("unet", {"data": ["data/train"], "out": "runs/unet", "steps": 1000}))
 """
 from __future__ import annotations
@@ -229,8 +229,19 @@ def train(opts: TrainOptions, *, resume: bool = False) -> TrainResult:
             dist.destroy_process_group()
 
 
-def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> TrainResult:
-    main = rank == 0
+@dataclass
+class _State:
+    """What the step loop needs, as :func:`_prepare` leaves it."""
+
+    setup: Setup
+    train_set: ColorDataset
+    val_set: ColorDataset
+    step: int
+    best: dict[str, Any]
+
+
+def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> _State:
+    """Data, networks and (with ``resume``) the checkpoint's state, in the RNG order exact resumes rely on."""
     run_dir = Path(opts.out)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -240,7 +251,7 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
 
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     train_set, val_set = build_datasets(opts.data, image_size=opts.image_size, val_fraction=opts.val_fraction,
-                                        frames_per_video=opts.frames_per_video, show_progress=main,
+                                        frames_per_video=opts.frames_per_video, show_progress=rank == 0,
                                         scale_max=opts.scale_max, film_augment=opts.film_augment)
     setup = build_setup(opts, device)
     step, best = 0, {"best_val_l1": None, "best_step": None}
@@ -252,15 +263,14 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
         for opt, betas in ((setup.opt_g_pre, opts.pretrain_betas), (setup.opt_g, opts.g_betas), (setup.opt_d, opts.d_betas)):
             for grp in opt.param_groups:
                 grp["betas"] = tuple(betas)
-        if main:
+        if rank == 0:
             log(f"resumed {run_dir} at step {step} (phase {record['phase']}); training to step {opts.steps}")
     if rank > 0 or not resume:
         torch.manual_seed(opts.seed * 1000 + 7919 * rank + step)  # per-rank augmentation stream
-    if distributed := world > 1:
+    if world > 1:
         setup.wrap_ddp([device.index] if device.type == "cuda" else None)
     setup.train()
-
-    if main:
+    if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         # a run killed with SIGKILL mid-write leaves atomic_write's hidden temporary file: nothing reads
         # it (the rename never happened), so clear them rather than let a run folder collect them
@@ -269,32 +279,109 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
         atomic_write(run_dir / "options.json", lambda tmp: Path(tmp).write_text(opts.to_json()))
         sk = dict(train_set.skipped)
         log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
-        log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} {opts.pretrain_loss.upper()} pretraining), "
-            f"batch {opts.batch_size}{f' x {world} processes' if distributed else ''}, {opts.image_size}px, device {device}"
+        log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} "
+            f"{opts.pretrain_loss.upper()} pretraining), batch {opts.batch_size}"
+            f"{f' x {world} processes' if world > 1 else ''}, {opts.image_size}px, device {device}"
             + (", bf16 autocast" if opts.amp else ""))
-    if step >= opts.steps:
-        if main:
-            log(f"already at step {step} >= --steps {opts.steps}; nothing to do (give a larger --steps to extend)")
-        return TrainResult(EXIT_OK, step, setup)
+    return _State(setup, train_set, val_set, step, best)
 
-    sampler = StepSampler(train_set, rank=rank, world=world, seed=opts.seed, start=step * opts.batch_size)
-    loader = DataLoader(train_set, batch_size=opts.batch_size, sampler=sampler, drop_last=True,
+
+class _RunLog:
+    """Rank 0's record of a run: the progress bar, TensorBoard, ``history.jsonl``, the loss-curve PNG and
+    validation grids. Other ranks get an instance that does nothing (``active=False``)."""
+
+    def __init__(self, opts: TrainOptions, *, step: int, resume: bool, world: int, active: bool) -> None:
+        from tqdm import tqdm
+
+        self.opts, self.world, self.active = opts, world, active
+        self.run_dir = Path(opts.out)
+        self.writer = None
+        self.history: list[dict[str, Any]] = []
+        if active:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=step if resume else None)
+            self.history = _load_history(self.run_dir, step) if resume else []
+            hist_text = "".join(json.dumps(r) + "\n" for r in self.history)
+            atomic_write(self.run_dir / "history.jsonl", lambda tmp: Path(tmp).write_text(hist_text))
+        self.pbar = tqdm(total=opts.steps, initial=step, disable=not active, file=sys.stderr, unit="step", dynamic_ncols=True)
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.t_log, self.steps_since_log = time.perf_counter(), 0
+
+    def _append(self, rec: dict[str, Any]) -> None:
+        self.history.append(rec)
+        with open(self.run_dir / "history.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def losses(self, step: int, phase: str, losses: dict[str, float]) -> None:
+        """After step ``step`` (steps completed): the bar, and every ``log_every`` steps the mean losses,
+        learning rate and throughput to TensorBoard and ``history.jsonl``."""
+        self.steps_since_log += 1
+        for k, v in losses.items():
+            self.sums[k] += v
+            self.counts[k] += 1
+        if not self.active:
+            return
+        o = self.opts
+        self.pbar.update(1)
+        self.pbar.set_postfix({"phase": phase[:3], **{k: f"{v:.3f}" for k, v in losses.items()}}, refresh=False)
+        if step % o.log_every == 0 or step == o.steps:
+            dt = time.perf_counter() - self.t_log
+            rec = {"step": step, **{k: self.sums[k] / self.counts[k] for k in self.sums}}
+            rec["lr_g"] = lr_at(step - 1, o.pretrain_lr if phase == "pretrain" else o.g_lr, o, phase)
+            rec["images_per_s"] = self.steps_since_log * o.batch_size * self.world / max(dt, 1e-9)
+            for k, v in rec.items():
+                if k != "step":
+                    self.writer.add_scalar(("loss/" if k[:2] in ("g_", "d_") else "train/") + k, v, step)
+            self._append(rec)
+            self.sums.clear(), self.counts.clear()
+            self.t_log, self.steps_since_log = time.perf_counter(), 0
+
+    def validation(self, step: int, metrics: dict[str, float], grid: torch.Tensor | None) -> None:
+        if grid is not None:
+            write_grid(self.run_dir, step, grid)
+            self.writer.add_image("val/gray_predicted_truth", grid, step)
+        if metrics:
+            for k, v in metrics.items():
+                self.writer.add_scalar(f"val/{k[4:]}", v, step)
+            self._append({"step": step, **metrics})
+            say(f"colorgan-train: step {step}: validation ab L1 {metrics['val_l1']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
+        plot_losses(self.run_dir, self.history, self.opts.pretrain_steps)
+
+    def close(self) -> None:
+        self.pbar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _validate(state: _State, opts: TrainOptions, device: torch.device, runlog: _RunLog) -> None:
+    """Validation figures and grid (rank 0); a new best validation L1 also writes ``generator-best``."""
+    metrics, grid = validate_and_grid(state.setup, state.val_set, opts, device)
+    runlog.validation(state.step, metrics, grid)
+    best = state.best
+    if metrics and (best["best_val_l1"] is None or metrics["val_l1"] < best["best_val_l1"]):
+        best.update(best_val_l1=metrics["val_l1"], best_step=state.step)
+        save_generator(Path(opts.out) / "generator-best.safetensors", state.setup.generator, checkpoint.model_config(opts))
+
+
+def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: torch.device) -> TrainResult:
+    main = rank == 0
+    state = _prepare(opts, resume=resume, rank=rank, world=world, device=device)
+    setup, run_dir = state.setup, Path(opts.out)
+    if state.step >= opts.steps:
+        if main:
+            log(f"already at step {state.step} >= --steps {opts.steps}; nothing to do (give a larger --steps to extend)")
+        return TrainResult(EXIT_OK, state.step, setup)
+
+    sampler = StepSampler(state.train_set, rank=rank, world=world, seed=opts.seed, start=state.step * opts.batch_size)
+    loader = DataLoader(state.train_set, batch_size=opts.batch_size, sampler=sampler, drop_last=True,
                         num_workers=opts.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=opts.num_workers > 0,
                         # Worker seeds from their own generator, not the global RNG: drawing them would
                         # shift the augmentation stream at a resume, and exact resumes are the contract.
-                        generator=torch.Generator().manual_seed(opts.seed * 7 + 104729 * rank + step))
-
-    writer = None
-    history: list[dict[str, Any]] = []
-    if main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
-        history = _load_history(run_dir, step) if resume else []
-        hist_text = "".join(json.dumps(r) + "\n" for r in history)
-        atomic_write(run_dir / "history.jsonl", lambda tmp: Path(tmp).write_text(hist_text))
-
+                        generator=torch.Generator().manual_seed(opts.seed * 7 + 104729 * rank + state.step))
+    runlog = _RunLog(opts, step=state.step, resume=resume, world=world, active=main)
     stop = {"signal": None}
 
     def on_signal(signum, frame):  # finish the current step, save, exit; a second signal aborts at once
@@ -305,84 +392,30 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
             log(f"got {signal.Signals(signum).name}: saving a checkpoint after this step (again to abort)")
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    from tqdm import tqdm
-
-    pbar = tqdm(total=opts.steps, initial=step, disable=not main, file=sys.stderr, unit="step", dynamic_ncols=True)
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    t_log, steps_since_log = time.perf_counter(), 0
-    last_saved = step if resume else -1
+    last_saved = state.step if resume else -1
 
     def save(at_step: int) -> None:
         nonlocal last_saved
         setup.sync_buffers()  # every rank calls save() at the same step
         if main:
             checkpoint.save(run_dir, step=at_step, phase=setup.phase(at_step), opts=opts, nets=setup.nets,
-                            optimizers=setup.optimizers, generator=setup.generator, extra=best)
+                            optimizers=setup.optimizers, generator=setup.generator, extra=state.best)
         last_saved = at_step
-
-    def validate_now(at_step: int) -> None:
-        metrics, grid = validate_and_grid(setup, val_set, opts, device)
-        if grid is not None:
-            write_grid(run_dir, at_step, grid)
-            writer.add_image("val/gray_predicted_truth", grid, at_step)
-        if metrics:
-            for k, v in metrics.items():
-                writer.add_scalar(f"val/{k[4:]}", v, at_step)
-            rec = {"step": at_step, **metrics}
-            history.append(rec)
-            with open(run_dir / "history.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            say(f"colorgan-train: step {at_step}: validation ab L1 {metrics['val_l1']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
-            if best["best_val_l1"] is None or metrics["val_l1"] < best["best_val_l1"]:
-                best.update(best_val_l1=metrics["val_l1"], best_step=at_step)
-                save_generator(run_dir / "generator-best.safetensors", setup.generator, checkpoint.model_config(opts))
-        plot_losses(run_dir, history, opts.pretrain_steps)
 
     code = EXIT_OK
     try:
         for batch in loader:
-            phase = setup.phase(step)
+            phase = setup.phase(state.step)
             setup.set_input(batch)
-            losses = setup.optimize_parameters(step)
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if distributed:
-                import torch.distributed as dist
-
-                flag = torch.tensor([float(bool(bad)), float(stop["signal"] is not None)], device=device)
-                dist.all_reduce(flag)
-                if flag[0] > 0 and not bad:
-                    bad = ["(on another rank)"]
-                if flag[1] > 0 and stop["signal"] is None:
-                    stop["signal"] = signal.SIGTERM
-            if bad:
-                raise NonFiniteLoss(f"non-finite loss {', '.join(f'{k}={losses.get(k)}' for k in bad)} at step {step} ({phase} phase)")
-            step += 1
-            steps_since_log += 1
-            for k, v in losses.items():
-                sums[k] += v
-                counts[k] += 1
-            if main:
-                pbar.update(1)
-                pbar.set_postfix({"phase": phase[:3], **{k: f"{v:.3f}" for k, v in losses.items()}}, refresh=False)
-                if step % opts.log_every == 0 or step == opts.steps:
-                    dt = time.perf_counter() - t_log
-                    rec = {"step": step, **{k: sums[k] / counts[k] for k in sums}}
-                    rec["lr_g"] = lr_at(step - 1, opts.pretrain_lr if phase == "pretrain" else opts.g_lr, opts, phase)
-                    rec["images_per_s"] = steps_since_log * opts.batch_size * world / max(dt, 1e-9)
-                    for k, v in rec.items():
-                        if k != "step":
-                            writer.add_scalar(("loss/" if k[:2] in ("g_", "d_") else "train/") + k, v, step)
-                    history.append(rec)
-                    with open(run_dir / "history.jsonl", "a") as f:
-                        f.write(json.dumps(rec) + "\n")
-                    sums.clear(), counts.clear()
-                    t_log, steps_since_log = time.perf_counter(), 0
+            losses = setup.optimize_parameters(state.step)
+            _check_finite(losses, state.step, phase, stop, world, device)
+            state.step += 1
+            step = state.step
+            runlog.losses(step, phase, losses)
             at_checkpoint = step % opts.checkpoint_every == 0 or step == opts.steps or step == opts.pretrain_steps
             val_due = (step % opts.val_every == 0) if opts.val_every else at_checkpoint
             if main and (val_due or step == opts.steps):
-                validate_now(step)
+                _validate(state, opts, device, runlog)
             if at_checkpoint:
                 save(step)
                 if main and step == opts.pretrain_steps:
@@ -399,20 +432,37 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
     except NonFiniteLoss as e:
         if main:
             say(f"colorgan-train: ERROR: {e}. Stopping; the last good checkpoint "
-                       f"(step {last_saved if last_saved >= 0 else 'none'}) is kept untouched. Try a lower learning rate, "
-                       f"--no-amp, or check the data.")
+                f"(step {last_saved if last_saved >= 0 else 'none'}) is kept untouched. Try a lower learning rate, "
+                f"--no-amp, or check the data.")
         code = EXIT_NONFINITE
     except KeyboardInterrupt:
         if main:
             say("colorgan-train: aborted by a second interrupt; no checkpoint written for the current step")
         code = EXIT_INTERRUPTED
     finally:
-        pbar.close()
+        runlog.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
-        if writer is not None:
-            writer.close()
     if main and code == EXIT_OK:
+        best = state.best
         b = f"; best validation ab L1 {best['best_val_l1']:.4f} at step {best['best_step']}" if best["best_val_l1"] is not None else ""
-        log(f"done: step {step}; generator at {run_dir / 'generator.safetensors'}{b}")
-    return TrainResult(code, step, setup)
+        log(f"done: step {state.step}; generator at {run_dir / 'generator.safetensors'}{b}")
+    return TrainResult(code, state.step, setup)
+
+
+def _check_finite(losses: dict[str, float], step: int, phase: str, stop: dict[str, Any], world: int,
+                  device: torch.device) -> None:
+    """Raise :class:`NonFiniteLoss` when any rank's loss is NaN/inf; under DDP also spread a stop signal
+    one rank received to all (every rank must save at the same step)."""
+    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+    if world > 1:
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(bool(bad)), float(stop["signal"] is not None)], device=device)
+        dist.all_reduce(flag)
+        if flag[0] > 0 and not bad:
+            bad = ["(on another rank)"]
+        if flag[1] > 0 and stop["signal"] is None:
+            stop["signal"] = signal.SIGTERM
+    if bad:
+        raise NonFiniteLoss(f"non-finite loss {', '.join(f'{k}={losses.get(k)}' for k in bad)} at step {step} ({phase} phase)")
