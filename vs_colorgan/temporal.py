@@ -3,7 +3,7 @@
 Per-frame colourization flickers: the generator's answer for a static object changes a little with the
 noise of each frame. Frame ``n``'s chroma is therefore the weighted mean of the predictions for frames
 ``max(scene_start, n - radius) ... n``, with per-pixel weights ``exp(-|box(L_k - L_n)| / sigma)`` (L* units,
-at render size, ``box`` a 3x3 mean): where the picture is unchanged the predictions are averaged, where
+on the work grid - half the render size, see :mod:`vs_colorgan.pipeline` - ``box`` a 3x3 mean): where the picture is unchanged the predictions are averaged, where
 something moved or changed the weight falls towards zero and the pixel keeps frame ``n``'s own prediction.
 This is the range kernel of a bilateral filter (Tomasi & Manduchi 1998) applied along time, on a causal
 window; the difference is taken over a 3x3 patch, as non-local means does (Buades et al. 2005), so that

@@ -4,8 +4,8 @@ The network predicts chroma at render size (e.g. 256 px short side). Bilinear up
 chroma bleeds colour across edges by a few output pixels. Instead we use the guided filter
 (K. He, J. Sun, X. Tang, "Guided Image Filtering", TPAMI 2013, Algorithm 1) in its fast form
 (K. He, J. Sun, "Fast Guided Filter", arXiv:1505.00996, 2015, Algorithm 2): the local linear model
-``q = a * I + b`` is fitted at render size with the render-size luma as guide ``I`` and the predicted
-chroma as input ``p``; the smoothed coefficients are upsampled bilinearly and applied to the
+``q = a * I + b`` is fitted on the work grid (half the render size: the subsampling step ``s = 2`` of
+Algorithm 2) with the luma there as guide ``I`` and the predicted chroma as input ``p``; the smoothed coefficients are upsampled bilinearly and applied to the
 full-resolution luma, so chroma edges snap to the luma edges of the full-size frame.
 
 For subsampled formats the full-resolution guide is the luma reduced onto the chroma sample grid,
