@@ -53,3 +53,18 @@ def test_wheel_installs_no_top_level_tool_packages(tmp_path):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "colorgan-train = vs_colorgan.training.cli:main" in text and "colorgan-eval = vs_colorgan.evaluate.cli:main" in text
+
+
+def test_filter_defaults_are_colour_options_defaults():
+    """One home for the colour path's defaults: colorize's keyword defaults are ColorOptions'."""
+    import dataclasses
+    import inspect
+
+    from vs_colorgan import colorize
+    from vs_colorgan.pipeline import ColorOptions
+
+    params = inspect.signature(colorize).parameters
+    for f in dataclasses.fields(ColorOptions):
+        assert f.name in params, f.name
+        assert params[f.name].default == f.default, f.name
+        assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY

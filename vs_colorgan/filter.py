@@ -53,9 +53,8 @@ def _heap_trimmer() -> Callable[[], Any] | None:
     (mallopt(3), M_MMAP_THRESHOLD: "dynamic mmap threshold"), so later ones come from the threads' heaps,
     where the free space they leave is only returned to the system when it sits at the top of a heap.
     Measured (benchmarks/memory_probe.py, 160x96 clip, 2000 frames): RSS grew ~400 MiB although the
-    filter's caches and VapourSynth's frame cache stayed bounded, and trimming every 100 frames (measured; the filter
-    trims every TRIM_EVERY = 64) kept it
-    flat. ``malloc_trim(0)`` hands the free pages of every arena back (it frees nothing that is in use).
+    filter's caches and VapourSynth's frame cache stayed bounded, and trimming every 100 frames kept it flat
+    (the filter trims every TRIM_EVERY = 64 frames). ``malloc_trim(0)`` hands the free pages of every arena back (it frees nothing that is in use).
     """
     if not sys.platform.startswith("linux"):
         return None
