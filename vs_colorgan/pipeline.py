@@ -37,12 +37,11 @@ from . import color
 from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
 from .errors import ColorizeError
+from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
 from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
-MIN_RENDER_SIZE = 64
-MAX_RENDER_SIZE = 2048
 
 
 def render_shape(width: int, height: int, render_size: int, multiple: int) -> tuple[int, int]:
