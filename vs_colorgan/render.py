@@ -391,7 +391,8 @@ def render(args: argparse.Namespace) -> int:
             out.metadata[START_KEY] = str(start)
             stream = out.add_stream(CODECS[codec], rate=fps)
             stream.width, stream.height, stream.pix_fmt = chunk.width, chunk.height, enc.pix_fmt
-            stream.time_base = 1 / fps
+            frame_tb = 1 / fps  # frames count in 1/fps; the muxer may give the stream another time base
+            stream.codec_context.time_base = frame_tb
             for field, value in tags.items():
                 setattr(stream.codec_context, field, value)
             if codec == "ffv1":
@@ -413,7 +414,7 @@ def render(args: argparse.Namespace) -> int:
                 for i, frame in enumerate(chunk.frames(close=True)):
                     av_frame = to_av_frame(frame, enc.pix_fmt, tags)
                     av_frame.pts = i
-                    av_frame.time_base = stream.time_base
+                    av_frame.time_base = frame_tb
                     out.mux(stream.encode(av_frame))
                     if audio is not None:
                         audio.write_until(Fraction(i + 1) / fps)
