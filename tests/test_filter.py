@@ -373,3 +373,70 @@ def test_bad_frame_props_fail_that_frame_only(model: Path, gray8: vs.VideoNode) 
     with pytest.raises(vs.Error, match=r"vs_colorgan.colorize: frame 1: frame property _Matrix must be one of .* not 8 \(YCgCo\)"):
         out.get_frame(1)
     assert out.get_frame(2).format.id == vs.YUV420P8  # the host and the other frames carry on
+
+
+# -- model files next to each other, and model arguments that are not files ---------------------------------
+
+
+def _pair(folder: Path, *, record: bool) -> Path:
+    """A tiny .safetensors and its .onnx, with (record=True, as colorgan-export writes) the source hash."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
+    st = folder / "g.safetensors"
+    save_generator(st, net, config)
+    extra = {"vs_colorgan.source_sha256": hashlib.sha256(st.read_bytes()).hexdigest()} if record else None
+    export_onnx(net, config, folder / "g.onnx", extra_metadata=extra)
+    return st
+
+
+def test_auto_backend_skips_an_onnx_exported_from_another_model(tmp_path: Path, caplog) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks CUDA torch here")
+    st = _pair(tmp_path / "m", record=True)
+    assert choose_backend(model=st)[0].backend == "ort"  # the pair matches: ONNX Runtime
+    # retrained: a new .safetensors, the old .onnx still next to it
+    save_generator(st, tiny_generator(seed=1), ModelConfig(arch="unet", width=8, render_size=RS))
+    with caplog.at_level("WARNING", logger="vs_colorgan"):
+        settings, path = choose_backend(model=st)
+    assert (settings.backend, path) == ("torch", st)
+    assert "was exported from another g.safetensors" in caplog.text and "re-export" in caplog.text
+    with pytest.raises(Exception, match="backend=\"ort\" would run .*g.onnx', but g.onnx was exported from another"):
+        choose_backend(model=st, backend="ort")
+    # the user names the .onnx itself: that file is what runs
+    settings, path = choose_backend(model=st.with_suffix(".onnx"))
+    assert (settings.backend, path) == ("ort", st.with_suffix(".onnx"))
+
+
+def test_onnx_without_a_recorded_hash_is_used_unless_older(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks CUDA torch here")
+    import os as _os
+
+    st = _pair(tmp_path / "m", record=False)
+    assert choose_backend(model=st)[0].backend == "ort"
+    onnx = st.with_suffix(".onnx")
+    _os.utime(onnx, (onnx.stat().st_atime, st.stat().st_mtime - 60))  # exported before the model changed
+    assert choose_backend(model=st)[0].backend == "torch"
+
+
+def test_model_arguments_that_are_not_files(gray8: vs.VideoNode, tmp_path: Path) -> None:
+    assert "\"model\" must be a path to a .safetensors or .onnx file, or None (the bundled model), not an empty " \
+           "string ''" in _error(clip=gray8, model="")
+    run = tmp_path / "run"
+    run.mkdir()
+    assert f"\"model\" must be a .safetensors or .onnx file, not the folder {str(run)!r}" in _error(clip=gray8, model=run)
+    save_generator(run / "generator.safetensors", tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS))
+    assert f"it holds a generator: model={str(run / 'generator.safetensors')!r}" in _error(clip=gray8, model=str(run))
+    odd = tmp_path / "odd.safetensors"
+    odd.mkdir()
+    assert "not the folder" in _error(clip=gray8, model=odd)
+
+
+def test_fp16_on_a_machine_without_cuda(gray8: vs.VideoNode, model: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for backend in ("auto", "torch", "ort"):
+        message = _error(clip=gray8, model=model, backend=backend, fp16=True)
+        assert "\"fp16\" needs a CUDA" in message and "fp16=False" in message, message
