@@ -440,3 +440,45 @@ def test_fp16_on_a_machine_without_cuda(gray8: vs.VideoNode, model: Path) -> Non
     for backend in ("auto", "torch", "ort"):
         message = _error(clip=gray8, model=model, backend=backend, fp16=True)
         assert "\"fp16\" needs a CUDA" in message and "fp16=False" in message, message
+
+
+# -- extreme inputs ------------------------------------------------------------------------------------------
+
+
+def test_render_grid_long_side_is_bounded() -> None:
+    from vs_colorgan.pipeline import MAX_RENDER_LONG_SIDE, render_shape
+
+    assert render_shape(1920, 1080, 256, 32) == (448, 256)  # ordinary clips: short side = render size
+    assert render_shape(100000, 16, 256, 32) == (MAX_RENDER_LONG_SIDE, 32)
+    assert render_shape(16, 100000, 2048, 8) == (8, MAX_RENDER_LONG_SIDE)
+    w, h = render_shape(5000, 1000, 2048, 32)  # 5:1 at the largest render size: the short side gives way
+    assert w == MAX_RENDER_LONG_SIDE and h % 32 == 0 and abs(w / h - 5) < 0.3
+
+
+def test_extreme_aspect_ratio_renders(model: Path) -> None:
+    src = core.resize.Bicubic(clip_from(gray_frames(1, 4000, 16)), format=vs.GRAY8)
+    f = colorize(src, model=model, backend="torch", temporal_radius=0).get_frame(0)
+    assert (f.width, f.height) == (4000, 16)
+    assert np.array_equal(np.asarray(f[0]), np.asarray(src.get_frame(0)[0]))
+
+
+def test_non_finite_float_samples_stay_local(model: Path, gray8: vs.VideoNode) -> None:
+    src = core.resize.Bicubic(gray8, format=vs.YUV444PS)[:2]
+    poisoned = src.std.ModifyFrame(src, lambda n, f: _poison(f))
+    out = colorize(poisoned, model=model, backend="torch").get_frame(1)
+    clean = colorize(src, model=model, backend="torch").get_frame(1)
+    for p in (1, 2):
+        got = np.asarray(out[p])
+        assert np.isfinite(got).all()
+        # away from the bad samples the chroma is the clean frame's
+        far = np.abs(got - np.asarray(clean[p]))[:, got.shape[1] // 2:]
+        assert far.max() < 0.02
+
+
+def _poison(f: vs.VideoFrame) -> vs.VideoFrame:
+    out = f.copy()
+    y = np.asarray(out[0])
+    y[5:9, 5:9] = np.nan
+    y[12, 3] = np.inf
+    y[20, 7] = -np.inf
+    return out
