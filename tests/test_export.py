@@ -343,3 +343,18 @@ def test_read_export_info_rejects_foreign_onnx(tmp_path):
     with pytest.raises(ModelFileError):
         read_export_info(tmp_path / "junk.onnx")
 
+
+
+def test_cli_clears_what_a_killed_export_left(tmp_path):
+    """A colorgan-export killed mid-write (SIGKILL) leaves its hidden temporary; the next export of that
+    file removes it (its writer's pid is gone) and leaves a live writer's temporary alone."""
+    model, cfg = tiny("unet")
+    ckpt = tmp_path / "g.safetensors"
+    save_generator(ckpt, model, cfg)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".g.onnx.{int(dead.stdout)}.k1ll3d.tmp"
+    stale.write_bytes(b"half an onnx")
+    live = tmp_path / f".g.onnx.{os.getpid()}.busy.tmp"
+    live.write_bytes(b"being written")
+    assert cli_main([str(ckpt), "--threads", "1"]) == 0
+    assert leftovers(tmp_path) == [live.name, "g.onnx"]

@@ -175,9 +175,13 @@ def _alive(pid: int) -> bool:
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file.
+
+    The temporaries that killed earlier writers of ``path`` left are removed first
+    (:func:`clear_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale_temporaries(path)  # what a killed earlier writer of this file left (e.g. colorgan-export, kill -9)
     # the pid in the name lets clear_stale_temporaries tell a killed writer's leftovers from a live one's
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
