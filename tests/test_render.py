@@ -239,3 +239,29 @@ def test_references_are_passed_through_or_refused(model: Path, source: Path, tmp
     seen.clear()
     assert render(source, tmp_path / "z.mp4", "--model", model, "--end", "1") == 0
     assert seen["references"] is None  # not passed at all when not given
+
+
+def test_audio_the_container_cannot_hold_is_transcoded(model: Path, source: Path, tmp_path: Path, monkeypatch) -> None:
+    import vs_colorgan.render as render_module
+
+    monkeypatch.setattr(render_module, "can_copy", lambda out, codec: False)
+    out = tmp_path / "t.mp4"
+    assert render(source, out, "--model", model, "--end", "5") == 0
+    with av.open(str(out)) as c:
+        (a,) = c.streams.audio
+        assert a.codec_context.name == "aac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert samples >= 0.5 * 8000 * 6 / FPS  # about the chunk's 0.6 s of sound, not the whole second
+
+
+def test_gray_source_and_output_over_input(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = write_source(tmp_path / "gray.mkv", codec="ffv1", pix_fmt="gray", audio=None, frames=3)
+    assert core.bs.VideoSource(str(src)).format.color_family == vs.GRAY
+    assert render(src, tmp_path / "g.mp4", "--model", model) == 0
+    with av.open(str(tmp_path / "g.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # what players decode
+    assert render(src, tmp_path / "g.mkv", "--model", model) == 0
+    with av.open(str(tmp_path / "g.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"  # lossless: the filter's own format
+    assert render(src, src, "--model", model) == 2
+    assert "OUTPUT must not be INPUT" in capsys.readouterr().err

@@ -160,12 +160,14 @@ def _pix_fmt(subsampling: tuple[int, int], bits: int) -> str | None:
     return f"yuv{name}p" + ("" if bits == 8 else f"{bits}le")
 
 
-def encode_format(fmt: Any, codec: str) -> EncodeFormat:
+def encode_format(fmt: Any, codec: str, *, gray_source: bool = False) -> EncodeFormat:
     """The pix_fmt the encoder gets for the filter's output format ``fmt`` (a vs.VideoFormat).
 
     YUV goes as it is when the encoder takes it (the luma stays bit-exact), else to the same subsampling at
     the deepest depth the encoder has. RGB (the filter's output for RGB input) becomes YUV with BT.709:
     4:4:4 of the same depth for FFV1, 4:2:0 8-bit for H.264/H.265 (what players decode); float becomes integer.
+    A GRAY source (which colorize turns into YUV 4:4:4) goes to H.264/H.265 as 4:2:0 of its depth, for the same
+    reason: the 4:4:4 profiles are not what players decode.
     """
     import av
     import vapoursynth as vs
@@ -175,6 +177,8 @@ def encode_format(fmt: Any, codec: str) -> EncodeFormat:
     if fmt.color_family == vs.RGB:
         subsampling, bits = ((0, 0), bits) if codec == "ffv1" else ((1, 1), 8)
         note = "RGB output encoded as YUV (BT.709 matrix)"
+    elif gray_source and codec != "ffv1":
+        subsampling, note = (1, 1), "gray source encoded as YUV 4:2:0"
     else:
         subsampling, note = (fmt.subsampling_w, fmt.subsampling_h), ""
         if fmt.sample_type == vs.FLOAT:
@@ -227,6 +231,11 @@ def _raise_terminated(signum: int, _frame: Any) -> None:
 
 # -- audio ---------------------------------------------------------------------------------------------------
 
+def can_copy(out: Any, codec: str) -> bool:
+    """Whether the output container (an open ``av`` output) can hold a stream of ``codec`` as it is."""
+    return codec in out.supported_codecs
+
+
 class AudioCopy:
     """The source's first audio stream, copied packet by packet into ``out`` for the time range [t0, t1)
     (transcoded to AAC when the output container cannot hold the codec), shifted to start at 0."""
@@ -244,7 +253,7 @@ class AudioCopy:
         if self.stream is None:
             return
         name = self.stream.codec_context.name
-        if name in out.supported_codecs:
+        if can_copy(out, name):
             self.out_stream = out.add_stream_from_template(self.stream)
         else:  # e.g. PCM into MP4
             self.out_stream = out.add_stream("aac", rate=self.stream.codec_context.sample_rate)
@@ -342,6 +351,8 @@ def render(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise RenderError(f"INPUT {str(args.input)!r} is not a file")
     muxer, codec = choose_codec(args.output, args.codec)
+    if args.output.exists() and args.output.resolve() == args.input.resolve():
+        raise RenderError("OUTPUT must not be INPUT: the render reads INPUT while it writes")
     if args.output.is_dir():
         raise RenderError(f"OUTPUT {str(args.output)!r} is a folder; name the file to write")
     if not args.output.parent.is_dir():
@@ -370,7 +381,7 @@ def render(args: argparse.Namespace) -> int:
         colour = vs_colorgan.colorize(src, **colorize_options(args))
     except vs.Error as e:
         raise RenderError(str(e)) from None
-    enc = encode_format(colour.format, codec)
+    enc = encode_format(colour.format, codec, gray_source=src.format.color_family == vs.GRAY)
     if enc.convert_to is not None:
         if colour.format.color_family == vs.RGB:
             colour = core.resize.Bicubic(colour, format=enc.convert_to, matrix=1)
@@ -384,7 +395,8 @@ def render(args: argparse.Namespace) -> int:
     for stale in clear_stale_temporaries(args.output):
         print(f"{PROG}: removed {stale.name}, left by an interrupted render", file=sys.stderr)
     tmp = temporary_path(args.output)
-    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {s: signal.signal(s, _raise_terminated) for s in signals}
     audio = None
     try:
         with av.open(str(tmp), mode="w", format=muxer) as out:
