@@ -129,16 +129,18 @@ def test_dynamic_batch_height_width(tmp_path):
 
 
 def test_render_dims_matches_the_filter_rule():
-    """Short side -> render_size, long side rounded to the nearest multiple (Python round, half to even)."""
+    """Short side -> render_size, long side rounded to the nearest multiple (Python round, half to even),
+    the long side bounded like the filter's: the graph's rule is pipeline.render_shape, size for size."""
+    from vs_colorgan.pipeline import render_shape
+
     def expected(h: int, w: int, r: int, m: int) -> tuple[int, int]:
-        if w <= h:
-            return max(m, round(h * r / w / m) * m), r
-        return r, max(m, round(w * r / h / m) * m)
+        rw, rh = render_shape(w, h, r, m)
+        return rh, rw
 
     rng = np.random.default_rng(0)
-    sizes = [(480, 854), (1080, 1920), (576, 720), (720, 1280), (100, 100), (64, 2000), (2000, 64)]
+    sizes = [(480, 854), (1080, 1920), (576, 720), (720, 1280), (100, 100), (64, 2000), (2000, 64), (16, 4000)]
     sizes += [tuple(int(v) for v in rng.integers(16, 4000, 2)) for _ in range(300)]
-    for r, m in [(256, 32), (64, 8), (384, 32), (512, 8)]:
+    for r, m in [(256, 32), (64, 8), (384, 32), (512, 8), (2048, 32)]:
         for h, w in sizes:
             got = render_dims(torch.tensor(float(h)), torch.tensor(float(w)), r, m)
             assert tuple(int(v) for v in got) == expected(h, w, r, m), (h, w, r, m)

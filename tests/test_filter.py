@@ -294,7 +294,8 @@ def test_clip_errors(model: Path, gray8: vs.VideoNode) -> None:
     ({"num_streams": 0}, "\"num_streams\" must be an integer between 1 and 16, not 0"),
     ({"backend": "tensorrt"}, "\"backend\" must be \"auto\", \"torch\" or \"ort\", not 'tensorrt'"),
     ({"device": "gpu"}, "\"device\" must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", not 'gpu'"),
-    ({"backend": "ort", "fp16": True}, "needs tensorrt=True"),
+    # without any CUDA the first thing wrong is the device; with CUDA, the missing TensorRT
+    ({"backend": "ort", "fp16": True}, "needs tensorrt=True" if torch.cuda.is_available() else "\"fp16\" needs a CUDA GPU"),
     ({"backend": "torch", "tensorrt": True}, "\"tensorrt\" needs backend=\"ort\""),
 ])
 def test_option_errors(model: Path, gray8: vs.VideoNode, options: dict, expected: str) -> None:
@@ -482,3 +483,23 @@ def _poison(f: vs.VideoFrame) -> vs.VideoFrame:
     y[12, 3] = np.inf
     y[20, 7] = -np.inf
     return out
+
+
+def test_hand_edited_model_metadata_is_an_error_about_the_file(gray8: vs.VideoNode, model: Path, tmp_path: Path) -> None:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["vs_colorgan"])
+    for edit, expected in (({"width": "8"}, "metadata \"width\" must be an even integer from 4 to 256, not '8'"),
+                           ({"render_size": 100}, "metadata \"render_size\" must be a multiple of 32"),
+                           ({"width": 1 << 30}, "metadata \"width\" must be"),
+                           ({"format_version": 9}, "written by a newer vs_colorgan")):
+        bad = tmp_path / "edited.safetensors"
+        save_file(tensors, str(bad), metadata={"vs_colorgan": json.dumps({**meta, **edit})})
+        message = _error(clip=gray8, model=bad, backend="torch")
+        assert "\"model\" is not a usable generator file: " in message and str(bad) in message, message
+        assert expected in message and "\"render_size\" must be a multiple of 32 (the model" not in message, message
