@@ -14,12 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
-# ffmpeg encodes the demo's mp4 (vspipe | ffmpeg); Debian's package, installed when missing.
+# ffmpeg: the tests run the documented vspipe | ffmpeg commands; Debian's package, installed when missing.
+# (make demo needs none: colorgan-render encodes with PyAV.)
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; } \
 	  || { echo "please install ffmpeg (e.g. apt-get install ffmpeg)" >&2; exit 1; }
 
-demo: $(STAMP) ffmpeg
+demo: $(STAMP)
 	$(PY) examples/demo.py --out $(OUT)
 
 test: $(STAMP) ffmpeg

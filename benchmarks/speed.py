@@ -7,9 +7,12 @@ Pipelines, each on the same clip and the same generator:
 
 * ``colorize torch`` / ``colorize ort``: the filter with ``backend="torch"`` / ``"ort"`` and its default
   temporal smoothing; ``... r=0`` the same with ``temporal_radius=0`` (per-frame colour).
-* ``vs-mlrt ort.Model``: the generator exported with ``--target vsmlrt`` (GRAYS -> RGBS, resize and
-  Lab in the graph), run by vs-mlrt's ONNX Runtime plugin on the luma, then converted back to the
-  clip's YUV format - what a user of vs-mlrt would write. Per-frame colour only.
+* ``vs-mlrt ort.Model``: what a vs-mlrt user would script with our ``--target vsmlrt`` export: the luma
+  resized to the render size in VapourSynth, ``core.ort.Model`` there (GRAYS -> RGBS), its colour made
+  YUV at the render size and resized to the clip's format, and the source luma kept (``ShufflePlanes``).
+  Per-frame colour, bicubic chroma upsampling; the reference of the ``x ref`` column.
+* ``vs-mlrt full-res graph``: the same export fed the full-resolution luma, so the graph's own resize,
+  Lab conversion and upsampling run at the clip's size (what the README compared against before).
 
 The reference of the ``x ref`` column is ``vs-mlrt ort.Model`` when it runs, else the first pipeline
 (the table says which). Frames are rendered in order through VapourSynth (``clip.frames()``, which
@@ -49,6 +52,7 @@ from common import (  # noqa: E402
 
 core = vs.core
 VSMLRT = "vs-mlrt ort.Model"
+VSMLRT_FULL = "vs-mlrt full-res graph"
 
 
 @dataclass
@@ -57,13 +61,38 @@ class Pipeline:
     build: Callable[[vs.VideoNode], vs.VideoNode]
 
 
+def _clip_matrix(clip: vs.VideoNode) -> int:
+    matrix = clip.get_frame(0).props.get("_Matrix", 1)
+    return matrix if matrix not in (0, 2) else 1
+
+
 def vsmlrt_pipeline(clip: vs.VideoNode, network: Path, *, cuda: bool) -> vs.VideoNode:
-    """Luma -> GRAYS in [0, 1] -> core.ort.Model (the vsmlrt export) -> RGBS -> the clip's own format."""
+    """Full-resolution luma -> GRAYS in [0, 1] -> core.ort.Model (the vsmlrt export) -> RGBS -> the clip's format."""
     y = core.std.ShufflePlanes(clip, 0, vs.GRAY).resize.Point(format=vs.GRAYS)
     kw = {"provider": "CUDA", "fp16": 1} if cuda else {"provider": "CPU"}
     rgb = core.std.SetFrameProps(core.ort.Model(y, network_path=str(network), **kw), _Matrix=0)
-    matrix = clip.get_frame(0).props.get("_Matrix", 1)
-    return rgb.resize.Bicubic(format=clip.format.id, matrix=matrix if matrix not in (0, 2) else 1)
+    return rgb.resize.Bicubic(format=clip.format.id, matrix=_clip_matrix(clip))
+
+
+def vsmlrt_user_pipeline(clip: vs.VideoNode, network: Path, *, render_size: int, multiple: int,
+                         cuda: bool) -> vs.VideoNode:
+    """What a vs-mlrt user writes: the network at the render size, its chroma enlarged, the source luma kept.
+
+        small = core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)
+        rgb = core.ort.Model(small, network_path="colour_vsmlrt.onnx")
+        uv = rgb.resize.Bicubic(format=vs.YUV444PS, matrix=m).resize.Bicubic(w, h, format=clip.format)
+        out = core.std.ShufflePlanes([clip, uv], [0, 1, 2], vs.YUV)
+    """
+    from vs_colorgan.pipeline import render_shape
+
+    rw, rh = render_shape(clip.width, clip.height, render_size, multiple)  # the filter's render grid
+    y = core.std.ShufflePlanes(clip, 0, vs.GRAY)
+    small = y.resize.Bicubic(rw, rh, format=vs.GRAYS)
+    kw = {"provider": "CUDA", "fp16": 1} if cuda else {"provider": "CPU"}
+    rgb = core.std.SetFrameProps(core.ort.Model(small, network_path=str(network), **kw), _Matrix=0)
+    yuv = rgb.resize.Bicubic(format=vs.YUV444PS, matrix=_clip_matrix(clip))
+    uv = yuv.resize.Bicubic(clip.width, clip.height, format=clip.format.id)
+    return core.std.ShufflePlanes([clip, uv], [0, 1, 2], vs.YUV)
 
 
 def pipelines(models: ModelFiles, *, device: str) -> tuple[list[Pipeline], dict[str, str]]:
@@ -87,11 +116,16 @@ def pipelines(models: ModelFiles, *, device: str) -> tuple[list[Pipeline], dict[
                 return vs_colorgan.colorize(clip, model=model, **opts, **extra)
             ok.append(Pipeline(label, build))
     if models.vsmlrt is None:
-        missing[VSMLRT] = models.note or "no vs-mlrt export"
+        missing[VSMLRT] = missing[VSMLRT_FULL] = models.note or "no vs-mlrt export"
     elif not hasattr(core, "ort"):
-        missing[VSMLRT] = "vs-mlrt's ORT plugin is not installed (pip install vapoursynth-mlrt-ort)"
+        missing[VSMLRT] = missing[VSMLRT_FULL] = "vs-mlrt's ORT plugin is not installed (pip install vapoursynth-mlrt-ort)"
     else:
-        ok.append(Pipeline(VSMLRT, lambda clip: vsmlrt_pipeline(clip, models.vsmlrt, cuda=cuda)))
+        from vs_colorgan.model_io import read_config
+
+        cfg = read_config(models.vsmlrt)  # the render size the export runs at, and the size multiple
+        ok.append(Pipeline(VSMLRT, lambda clip: vsmlrt_user_pipeline(
+            clip, models.vsmlrt, render_size=cfg.render_size, multiple=cfg.size_multiple, cuda=cuda)))
+        ok.append(Pipeline(VSMLRT_FULL, lambda clip: vsmlrt_pipeline(clip, models.vsmlrt, cuda=cuda)))
     return ok, missing
 
 

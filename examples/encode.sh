@@ -13,9 +13,12 @@ if [[ $# -lt 2 ]]; then
     echo "usage: $0 INPUT OUTPUT.mp4 [MODEL]" >&2
     exit 2
 fi
-input=$1 output=$2 model=${3:-}
+# absolute paths: vspipe runs colorize.vpy from the script's own folder (VapourSynth R81)
+absolute() { case $1 in /*) printf '%s' "$1" ;; *) printf '%s' "$PWD/$1" ;; esac; }
+input=$(absolute "$1") output=$2 model=${3:+$(absolute "$3")}
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python}
+[[ -f $input ]] || { echo "$0: $1 is not a file" >&2; exit 2; }
 
 args=(-a "src=$input")
 [[ -n $model ]] && args+=(-a "model=$model")
@@ -29,6 +32,8 @@ import vapoursynth as vs
 from vs_colorgan.formats import resolve_colorimetry
 
 clip = vs.core.bs.VideoSource(sys.argv[1])
+if clip.format.color_family == vs.RGB:  # colorize gives RGB back, and y4m carries YUV and gray only
+    sys.exit("encode.sh: the source is RGB, which y4m cannot carry; use colorgan-render (it encodes RGB as YUV)")
 cm = resolve_colorimetry(clip.get_frame(0).props, width=clip.width, height=clip.height,
                          is_float=clip.format.sample_type == vs.FLOAT)
 spaces = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc"}

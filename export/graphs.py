@@ -21,6 +21,7 @@ from torch import nn
 
 from vs_colorgan.color import MATRIX_COEFFICIENTS, gray_to_l, merge_lab, normalize_l, rgb_to_ycbcr, ycbcr_to_rgb
 from vs_colorgan.model_io import ModelConfig
+from vs_colorgan.pipeline import MAX_RENDER_LONG_SIDE
 from vs_colorgan.upsample import limit_to_gamut  # the filter's gamut limit: one source of truth
 
 
@@ -63,7 +64,14 @@ def render_dims(height: torch.Tensor, width: torch.Tensor, render_size: int, mul
     # product is exact in float32 and a quotient that is exactly k + 0.5 stays exact, so ONNX Round
     # (half to even, like Python's round) picks the same multiple as the filter.
     hw = torch.stack([height, width])
-    return torch.clamp(torch.round(hw * render_size / torch.minimum(height, width) / multiple), min=1.0) * multiple
+    short, long = torch.minimum(height, width), torch.maximum(height, width)
+    dims = torch.clamp(torch.round(hw * render_size / short / multiple), min=1.0) * multiple
+    # the filter's bound on the long side (pipeline.render_shape): past it, the long side is the bound and
+    # the short side keeps the aspect ratio
+    cap = float(MAX_RENDER_LONG_SIDE // multiple * multiple)
+    capped_short = torch.clamp(torch.round(short * cap / long / multiple), min=1.0) * multiple
+    capped = torch.where(hw >= long, torch.full_like(hw, cap), capped_short)
+    return torch.where(dims.max() > cap, capped, dims)
 
 
 def catmull_rom(x: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,8 @@ def test_speed_json_shape(tiny_model):
     for run in res["runs"]:
         names = [r["pipeline"] for r in run["rows"]]
         assert names[0] == "source"
-        for want in ("colorize torch", "colorize torch r=0", "colorize ort", "colorize ort r=0", "vs-mlrt ort.Model"):
+        for want in ("colorize torch", "colorize torch r=0", "colorize ort", "colorize ort r=0", "vs-mlrt ort.Model",
+                     "vs-mlrt full-res graph"):
             assert want in names
         assert run["reference"] == "vs-mlrt ort.Model"
         for r in run["rows"]:

@@ -129,16 +129,18 @@ def test_dynamic_batch_height_width(tmp_path):
 
 
 def test_render_dims_matches_the_filter_rule():
-    """Short side -> render_size, long side rounded to the nearest multiple (Python round, half to even)."""
+    """Short side -> render_size, long side rounded to the nearest multiple (Python round, half to even),
+    the long side bounded like the filter's: the graph's rule is pipeline.render_shape, size for size."""
+    from vs_colorgan.pipeline import render_shape
+
     def expected(h: int, w: int, r: int, m: int) -> tuple[int, int]:
-        if w <= h:
-            return max(m, round(h * r / w / m) * m), r
-        return r, max(m, round(w * r / h / m) * m)
+        rw, rh = render_shape(w, h, r, m)
+        return rh, rw
 
     rng = np.random.default_rng(0)
-    sizes = [(480, 854), (1080, 1920), (576, 720), (720, 1280), (100, 100), (64, 2000), (2000, 64)]
+    sizes = [(480, 854), (1080, 1920), (576, 720), (720, 1280), (100, 100), (64, 2000), (2000, 64), (16, 4000)]
     sizes += [tuple(int(v) for v in rng.integers(16, 4000, 2)) for _ in range(300)]
-    for r, m in [(256, 32), (64, 8), (384, 32), (512, 8)]:
+    for r, m in [(256, 32), (64, 8), (384, 32), (512, 8), (2048, 32)]:
         for h, w in sizes:
             got = render_dims(torch.tensor(float(h)), torch.tensor(float(w)), r, m)
             assert tuple(int(v) for v in got) == expected(h, w, r, m), (h, w, r, m)
@@ -343,3 +345,18 @@ def test_read_export_info_rejects_foreign_onnx(tmp_path):
     with pytest.raises(ModelFileError):
         read_export_info(tmp_path / "junk.onnx")
 
+
+
+def test_cli_clears_what_a_killed_export_left(tmp_path):
+    """A colorgan-export killed mid-write (SIGKILL) leaves its hidden temporary; the next export of that
+    file removes it (its writer's pid is gone) and leaves a live writer's temporary alone."""
+    model, cfg = tiny("unet")
+    ckpt = tmp_path / "g.safetensors"
+    save_generator(ckpt, model, cfg)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".g.onnx.{int(dead.stdout)}.k1ll3d.tmp"
+    stale.write_bytes(b"half an onnx")
+    live = tmp_path / f".g.onnx.{os.getpid()}.busy.tmp"
+    live.write_bytes(b"being written")
+    assert cli_main([str(ckpt), "--threads", "1"]) == 0
+    assert leftovers(tmp_path) == [live.name, "g.onnx"]

@@ -294,7 +294,8 @@ def test_clip_errors(model: Path, gray8: vs.VideoNode) -> None:
     ({"num_streams": 0}, "\"num_streams\" must be an integer between 1 and 16, not 0"),
     ({"backend": "tensorrt"}, "\"backend\" must be \"auto\", \"torch\" or \"ort\", not 'tensorrt'"),
     ({"device": "gpu"}, "\"device\" must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", not 'gpu'"),
-    ({"backend": "ort", "fp16": True}, "needs tensorrt=True"),
+    # without any CUDA the first thing wrong is the device; with CUDA, the missing TensorRT
+    ({"backend": "ort", "fp16": True}, "needs tensorrt=True" if torch.cuda.is_available() else "\"fp16\" needs a CUDA GPU"),
     ({"backend": "torch", "tensorrt": True}, "\"tensorrt\" needs backend=\"ort\""),
 ])
 def test_option_errors(model: Path, gray8: vs.VideoNode, options: dict, expected: str) -> None:
@@ -373,3 +374,132 @@ def test_bad_frame_props_fail_that_frame_only(model: Path, gray8: vs.VideoNode) 
     with pytest.raises(vs.Error, match=r"vs_colorgan.colorize: frame 1: frame property _Matrix must be one of .* not 8 \(YCgCo\)"):
         out.get_frame(1)
     assert out.get_frame(2).format.id == vs.YUV420P8  # the host and the other frames carry on
+
+
+# -- model files next to each other, and model arguments that are not files ---------------------------------
+
+
+def _pair(folder: Path, *, record: bool) -> Path:
+    """A tiny .safetensors and its .onnx, with (record=True, as colorgan-export writes) the source hash."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
+    st = folder / "g.safetensors"
+    save_generator(st, net, config)
+    extra = {"vs_colorgan.source_sha256": hashlib.sha256(st.read_bytes()).hexdigest()} if record else None
+    export_onnx(net, config, folder / "g.onnx", extra_metadata=extra)
+    return st
+
+
+def test_auto_backend_skips_an_onnx_exported_from_another_model(tmp_path: Path, caplog) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks CUDA torch here")
+    st = _pair(tmp_path / "m", record=True)
+    assert choose_backend(model=st)[0].backend == "ort"  # the pair matches: ONNX Runtime
+    # retrained: a new .safetensors, the old .onnx still next to it
+    save_generator(st, tiny_generator(seed=1), ModelConfig(arch="unet", width=8, render_size=RS))
+    with caplog.at_level("WARNING", logger="vs_colorgan"):
+        settings, path = choose_backend(model=st)
+    assert (settings.backend, path) == ("torch", st)
+    assert "was exported from another g.safetensors" in caplog.text and "re-export" in caplog.text
+    with pytest.raises(Exception, match="backend=\"ort\" would run .*g.onnx', but g.onnx was exported from another"):
+        choose_backend(model=st, backend="ort")
+    # the user names the .onnx itself: that file is what runs
+    settings, path = choose_backend(model=st.with_suffix(".onnx"))
+    assert (settings.backend, path) == ("ort", st.with_suffix(".onnx"))
+
+
+def test_onnx_without_a_recorded_hash_is_used_unless_older(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks CUDA torch here")
+    import os as _os
+
+    st = _pair(tmp_path / "m", record=False)
+    assert choose_backend(model=st)[0].backend == "ort"
+    onnx = st.with_suffix(".onnx")
+    _os.utime(onnx, (onnx.stat().st_atime, st.stat().st_mtime - 60))  # exported before the model changed
+    assert choose_backend(model=st)[0].backend == "torch"
+
+
+def test_model_arguments_that_are_not_files(gray8: vs.VideoNode, tmp_path: Path) -> None:
+    assert "\"model\" must be a path to a .safetensors or .onnx file, or None (the bundled model), not an empty " \
+           "string ''" in _error(clip=gray8, model="")
+    run = tmp_path / "run"
+    run.mkdir()
+    assert f"\"model\" must be a .safetensors or .onnx file, not the folder {str(run)!r}" in _error(clip=gray8, model=run)
+    save_generator(run / "generator.safetensors", tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS))
+    assert f"it holds a generator: model={str(run / 'generator.safetensors')!r}" in _error(clip=gray8, model=str(run))
+    odd = tmp_path / "odd.safetensors"
+    odd.mkdir()
+    assert "not the folder" in _error(clip=gray8, model=odd)
+
+
+def test_fp16_on_a_machine_without_cuda(gray8: vs.VideoNode, model: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for backend in ("auto", "torch", "ort"):
+        message = _error(clip=gray8, model=model, backend=backend, fp16=True)
+        assert "\"fp16\" needs a CUDA" in message and "fp16=False" in message, message
+
+
+# -- extreme inputs ------------------------------------------------------------------------------------------
+
+
+def test_render_grid_long_side_is_bounded() -> None:
+    from vs_colorgan.pipeline import MAX_RENDER_LONG_SIDE, render_shape
+
+    assert render_shape(1920, 1080, 256, 32) == (448, 256)  # ordinary clips: short side = render size
+    assert render_shape(100000, 16, 256, 32) == (MAX_RENDER_LONG_SIDE, 32)
+    assert render_shape(16, 100000, 2048, 8) == (8, MAX_RENDER_LONG_SIDE)
+    w, h = render_shape(5000, 1000, 2048, 32)  # 5:1 at the largest render size: the short side gives way
+    assert w == MAX_RENDER_LONG_SIDE and h % 32 == 0 and abs(w / h - 5) < 0.3
+
+
+def test_extreme_aspect_ratio_renders(model: Path) -> None:
+    src = core.resize.Bicubic(clip_from(gray_frames(1, 4000, 16)), format=vs.GRAY8)
+    f = colorize(src, model=model, backend="torch", temporal_radius=0).get_frame(0)
+    assert (f.width, f.height) == (4000, 16)
+    assert np.array_equal(np.asarray(f[0]), np.asarray(src.get_frame(0)[0]))
+
+
+def test_non_finite_float_samples_stay_local(model: Path, gray8: vs.VideoNode) -> None:
+    src = core.resize.Bicubic(gray8, format=vs.YUV444PS)[:2]
+    poisoned = src.std.ModifyFrame(src, lambda n, f: _poison(f))
+    out = colorize(poisoned, model=model, backend="torch").get_frame(1)
+    clean = colorize(src, model=model, backend="torch").get_frame(1)
+    for p in (1, 2):
+        got = np.asarray(out[p])
+        assert np.isfinite(got).all()
+        # away from the bad samples the chroma is the clean frame's
+        far = np.abs(got - np.asarray(clean[p]))[:, got.shape[1] // 2:]
+        assert far.max() < 0.02
+
+
+def _poison(f: vs.VideoFrame) -> vs.VideoFrame:
+    out = f.copy()
+    y = np.asarray(out[0])
+    y[5:9, 5:9] = np.nan
+    y[12, 3] = np.inf
+    y[20, 7] = -np.inf
+    return out
+
+
+def test_hand_edited_model_metadata_is_an_error_about_the_file(gray8: vs.VideoNode, model: Path, tmp_path: Path) -> None:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["vs_colorgan"])
+    for edit, expected in (({"width": "8"}, "metadata \"width\" must be an even integer from 4 to 256, not '8'"),
+                           ({"render_size": 100}, "metadata \"render_size\" must be a multiple of 32"),
+                           ({"width": 1 << 30}, "metadata \"width\" must be"),
+                           ({"format_version": 9}, "written by a newer vs_colorgan")):
+        bad = tmp_path / "edited.safetensors"
+        save_file(tensors, str(bad), metadata={"vs_colorgan": json.dumps({**meta, **edit})})
+        message = _error(clip=gray8, model=bad, backend="torch")
+        assert "\"model\" is not a usable generator file: " in message and str(bad) in message, message
+        assert expected in message and "\"render_size\" must be a multiple of 32 (the model" not in message, message

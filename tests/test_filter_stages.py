@@ -89,7 +89,8 @@ def test_render_shape_keeps_aspect_on_the_multiple() -> None:
     assert render_shape(403, 721, 256, 32) == (256, 448)
     assert render_shape(1920, 1080, 256, 32) == (448, 256)
     assert render_shape(16, 16, 64, 32) == (64, 64)
-    assert render_shape(4000, 16, 64, 32) == (16000, 64)
+    # 250:1: the long side would be 16000; it is bounded (pipeline.MAX_RENDER_LONG_SIDE) and the short side gives way
+    assert render_shape(4000, 16, 64, 32) == (4096, 32)
 
 
 def test_chroma_grid_siting() -> None:

@@ -52,3 +52,83 @@ def test_truncated_and_foreign_files_are_named(tmp_path: Path) -> None:
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(ModelFileError, match="no vs_colorgan metadata"):
         read_config(foreign)
+
+
+# -- hand-edited or damaged metadata: a ModelFileError about the file, before anything is built ------------
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from vs_colorgan.model_io import CONFIG_FIELDS, clear_stale_temporaries  # noqa: E402
+
+GOOD = {"arch": "unet", "width": 8, "render_size": 128, "preset": "unet", "l_scale": 50.0, "ab_scale": 110.0,
+        "format_version": 1}
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"width": "32"}, "\"width\" must be an even integer from 4 to 256, not '32'"),
+    ({"width": -8}, "\"width\" must be an even integer from 4 to 256, not -8"),
+    ({"width": 10**9}, "\"width\" must be an even integer from 4 to 256, not 1000000000"),
+    ({"width": True}, "\"width\" must be an even integer"),
+    ({"width": 33.0}, "\"width\" must be an even integer"),
+    ({"render_size": 0}, "\"render_size\" must be an integer from 64 to 2048, not 0"),
+    ({"render_size": 100000}, "\"render_size\" must be an integer from 64 to 2048, not 100000"),
+    ({"render_size": 100}, "\"render_size\" must be a multiple of 32 (the unet generator's size multiple), not 100"),
+    ({"arch": ["unet"]}, "\"arch\" must be one of ['colorization-net', 'unet'], not ['unet']"),
+    ({"arch": "vit"}, "\"arch\" must be one of"),
+    ({"l_scale": "NaN"}, "\"l_scale\" must be a number above 0"),
+    ({"ab_scale": 0}, "\"ab_scale\" must be a number above 0"),
+    ({"format_version": 2}, "format_version must be an integer from 1 to 1, not 2; it was written by a newer vs_colorgan"),
+    ({"format_version": "1"}, "format_version must be an integer from 1 to 1, not '1'"),
+    ({"colour": "yes"}, "unknown key(s) ['colour']"),
+    ({"chroma_gain": 5.0}, "\"chroma_gain\" must be a number from 0 to 4, not 5.0"),
+    ({"confidence": 1}, "\"confidence\" must be true or false, not 1"),
+])
+def test_bad_metadata_is_a_model_file_error(edit: dict, message: str) -> None:
+    with pytest.raises(ModelFileError) as info:
+        ModelConfig.from_json(json.dumps({**GOOD, **edit}), "edited.safetensors")
+    assert str(info.value).startswith("edited.safetensors: ") and message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "not json", "{\"width\": 8}", "null"])
+def test_metadata_that_is_not_a_config_object(text: str) -> None:
+    with pytest.raises(ModelFileError, match="^m.onnx: "):
+        ModelConfig.from_json(text, "m.onnx")
+
+
+def test_newer_calibration_keys_are_accepted_and_ints_read_as_floats() -> None:
+    cfg = ModelConfig.from_json(json.dumps({**GOOD, "l_scale": 50, "confidence": True, "chroma_gain": 1.2,
+                                            "confidence_tau": 0.5}))
+    assert cfg.l_scale == 50.0 and isinstance(cfg.l_scale, float)
+
+
+def test_every_config_field_has_a_validation_row() -> None:
+    # a new ModelConfig field must get a row in CONFIG_FIELDS, or files holding it would be refused
+    assert {f.name for f in dataclasses.fields(ModelConfig)} <= set(CONFIG_FIELDS)
+
+
+def test_absurd_width_in_a_file_fails_before_building_the_network(tmp_path: Path, monkeypatch) -> None:
+    from safetensors.torch import save_file
+
+    import vs_colorgan.model_io as model_io
+
+    path = tmp_path / "huge.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"vs_colorgan": json.dumps({**GOOD, "width": 1 << 20})})
+    monkeypatch.setattr(model_io, "build_generator", lambda *a, **k: pytest.fail("network built"))
+    with pytest.raises(ModelFileError, match="huge.safetensors: metadata \"width\""):
+        load_generator(path)
+
+
+def test_stale_temporaries_of_dead_writers_are_cleared(tmp_path: Path) -> None:
+    target = tmp_path / "m.onnx"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".m.onnx.{int(dead.stdout)}.abc123.tmp"  # what a killed writer leaves
+    live = tmp_path / f".m.onnx.{os.getpid()}.def456.tmp"  # a writer that is still at work
+    other = tmp_path / ".n.onnx.1.x.tmp"
+    longer = tmp_path / f".m.onnx.bak.{int(dead.stdout)}.ghi789.tmp"  # m.onnx.bak's, not m.onnx's
+    for p in (stale, live, other, longer):
+        p.write_bytes(b"half")
+    assert clear_stale_temporaries(target) == [stale]
+    assert not stale.exists() and live.exists() and other.exists() and longer.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -154,10 +155,31 @@ def resolve(preset: str, overrides: dict[str, Any]) -> TrainOptions:
     if preset not in PRESET_VALUES:
         raise ValueError(f"training.options.resolve: \"preset\" must be one of {list(PRESETS)}, not {preset!r}")
     raw: dict[str, Any] = {"preset": preset, **PRESET_VALUES[preset]}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    raw.update(given)
+    _scale_pretraining(raw, given)
     opts = TrainOptions.from_dict(raw)
     validate(opts)
     return opts
+
+
+def _scale_pretraining(raw: dict[str, Any], given: dict[str, Any]) -> None:
+    """A short run (``--steps`` below the preset's pretraining) keeps the preset's share of pretraining.
+
+    The presets' pretraining phase is sized for the default schedule (2,000 of 20,000 steps); a smoke run
+    of 30 steps should just work, so unless ``--pretrain-steps`` is given it becomes the same share of
+    ``--steps`` (at least 1), and a log line says so.
+    """
+    steps, pretrain = raw.get("steps", TrainOptions.steps), raw.get("pretrain_steps", TrainOptions.pretrain_steps)
+    if "pretrain_steps" in given or not isinstance(steps, int) or not isinstance(pretrain, int) \
+            or not 0 < steps < pretrain:
+        return
+    scaled = max(1, round(steps * pretrain / TrainOptions.steps))
+    raw["pretrain_steps"] = scaled
+    logging.getLogger("vs_colorgan.training").warning(
+        "colorgan-train: --steps %d is shorter than the %s preset's %d pretraining steps; pretraining %d steps "
+        "instead (the preset's share, %d of %d); pass --pretrain-steps N to choose",
+        steps, raw.get("preset"), pretrain, scaled, pretrain, TrainOptions.steps)
 
 
 def validate(opts: TrainOptions) -> None:

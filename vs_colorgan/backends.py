@@ -12,6 +12,7 @@ read from the metadata by :func:`vs_colorgan.model_io.read_config`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -87,13 +88,62 @@ def model_paths(model: str | os.PathLike | None) -> tuple[Path, Path | None, Pat
     else:
         if not isinstance(model, (str, os.PathLike)):
             raise ColorizeError(f"\"model\" must be a path to a .safetensors or .onnx file, or None, not {model!r}")
+        if not str(model).strip():
+            raise ColorizeError("\"model\" must be a path to a .safetensors or .onnx file, or None (the bundled "
+                                f"model), not an empty string {str(model)!r}")
         given = Path(model)
+    if given.is_dir():
+        inside = given / "generator.safetensors"
+        hint = f"; it holds a generator: model={str(inside)!r}" if inside.is_file() else ""
+        raise ColorizeError(f"\"model\" must be a .safetensors or .onnx file, not the folder {str(given)!r}{hint}")
     if given.suffix not in (".safetensors", ".onnx"):
         raise ColorizeError(f"\"model\" must be a .safetensors or .onnx file, not {str(given)!r}")
     if not given.is_file():
         raise ColorizeError(f"\"model\" file {str(given)!r} does not exist")
     st, onnx = given.with_suffix(".safetensors"), given.with_suffix(".onnx")
     return given, (st if st.is_file() else None), (onnx if onnx.is_file() else None)
+
+
+SOURCE_KEY = "vs_colorgan.source_sha256"  # written by colorgan-export (export.onnx_export.SOURCE_KEY)
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256 (hex), remembered per (path, size, mtime): each colorize call checks the bundled pair."""
+    st = path.stat()
+    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def onnx_matches(onnx: Path, st: Path) -> tuple[bool, str]:
+    """Whether ``onnx`` was exported from ``st`` (its sibling .safetensors), and why not.
+
+    ``colorgan-export`` records the source's sha256 in the ONNX metadata: it must equal ``st``'s. A file
+    without the record (written by ``export_onnx`` directly) counts as exported from ``st`` unless ``st``
+    is newer, which means the model was retrained or replaced after the export.
+    """
+    import onnx as onnx_lib
+
+    try:
+        proto = onnx_lib.load(str(onnx), load_external_data=False)
+    except Exception as e:  # damaged: say so (load_runner would fail on it later anyway)
+        return False, f"{onnx.name} is not a readable ONNX file ({e})"
+    recorded = next((p.value for p in proto.metadata_props if p.key == SOURCE_KEY), None)
+    if recorded is not None:
+        if recorded == file_sha256(st):
+            return True, ""
+        return False, (f"{onnx.name} was exported from another {st.name} (sha256 {recorded[:12]}…, this one is "
+                       f"{file_sha256(st)[:12]}…)")
+    if st.stat().st_mtime > onnx.stat().st_mtime:
+        return False, f"{onnx.name} records no source hash and is older than {st.name}"
+    return True, ""
 
 
 def _check_device(device: Any) -> str:
@@ -137,6 +187,20 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
     providers = _ort_providers()
     torch_cuda = torch.cuda.is_available()
     ort_cuda = providers is not None and "CUDAExecutionProvider" in providers
+    if fp16 and device == "auto" and not (torch_cuda or ort_cuda):
+        raise ColorizeError("\"fp16\" needs a CUDA GPU, and neither torch nor onnxruntime sees one here; "
+                            "use fp16=False (the default) on the CPU")
+
+    if onnx is not None and st is not None and given.suffix == ".safetensors":
+        # an .onnx lying next to the named .safetensors is used only if it was exported from it
+        ok, why = onnx_matches(onnx, st)
+        if not ok:
+            if backend == "ort":
+                raise ColorizeError(f"backend=\"ort\" would run {str(onnx)!r}, but {why}; re-export it "
+                                    f"(colorgan-export {st} -o {onnx}) or use backend=\"torch\"")
+            log.warning("vs_colorgan: not using %s: %s; running %s with torch (re-export with colorgan-export "
+                        "to use ONNX Runtime)", onnx, why, st.name)
+            onnx = None
 
     if backend == "auto":
         if tensorrt and onnx is not None:

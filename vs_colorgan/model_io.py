@@ -8,11 +8,15 @@ Files are written atomically (temporary file + rename), so a crash never leaves 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -23,6 +27,11 @@ METADATA_KEY = "vs_colorgan"
 FORMAT_VERSION = 1
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.safetensors"
 DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
+# The render grid's short side (the filter's render_size, a model's trained size, the vs-mlrt export's):
+# defined here, the lowest layer that needs it, and imported by pipeline/filter/export.
+MIN_RENDER_SIZE = 64
+MAX_RENDER_SIZE = 2048
+MAX_WIDTH = 256  # generator base width: 64 is the paper's; 256 is already ~1 GB of fp32 weights
 
 
 # read once at import: os.umask can only be read by setting it, which is not thread-safe later on
@@ -59,24 +68,134 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelConfig:
+        """Parse and validate stored metadata; raises :class:`ModelFileError` naming ``source`` and the key.
+
+        Everything is checked against :data:`CONFIG_FIELDS` before anything is built from it, so a
+        hand-edited or damaged file fails here, not as a TypeError or a huge allocation later on.
+        """
         try:
             raw = json.loads(text)
-            fields = {f.name for f in dataclasses.fields(cls)}
-            cfg = cls(**{k: v for k, v in raw.items() if k in fields})
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{source}: unreadable vs_colorgan metadata ({e})") from None
-        if cfg.arch not in GENERATORS:
-            raise ModelFileError(f"{source}: unknown architecture {cfg.arch!r}; known: {sorted(GENERATORS)}")
-        if cfg.format_version > FORMAT_VERSION:
-            raise ModelFileError(f"{source}: model format {cfg.format_version} is newer than this vs_colorgan reads")
+        except ValueError as e:
+            raise ModelFileError(f"{source}: unreadable vs_colorgan metadata, not JSON ({e})") from None
+        if not isinstance(raw, dict):
+            raise ModelFileError(f"{source}: vs_colorgan metadata must be a JSON object, not {type(raw).__name__}")
+        version = raw.get("format_version", FORMAT_VERSION)
+        if not _is_int(version) or not 1 <= version <= FORMAT_VERSION:
+            newer = _is_int(version) and version > FORMAT_VERSION
+            raise ModelFileError(f"{source}: model format_version must be an integer from 1 to {FORMAT_VERSION}, "
+                                 f"not {version!r}" + ("; it was written by a newer vs_colorgan" if newer else ""))
+        unknown = sorted(set(raw) - set(CONFIG_FIELDS))
+        if unknown:
+            raise ModelFileError(f"{source}: unknown key(s) {unknown} in the vs_colorgan metadata; known: "
+                                 f"{sorted(CONFIG_FIELDS)} (hand-edited, or written by another program?)")
+        if "arch" not in raw:
+            raise ModelFileError(f"{source}: the vs_colorgan metadata has no \"arch\"")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            rule = CONFIG_FIELDS[key]
+            if not rule.check(value):
+                raise ModelFileError(f"{source}: metadata \"{key}\" must be {rule.accepted}, not {value!r}")
+            values[key] = rule.cast(value)
+        # fields that another version of this table knows but this ModelConfig does not hold yet are dropped
+        names = {f.name for f in dataclasses.fields(cls)}
+        cfg = cls(**{k: v for k, v in values.items() if k in names})
+        multiple = cfg.size_multiple
+        if cfg.render_size % multiple:
+            raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
+                                 f"{cfg.arch} generator's size multiple), not {cfg.render_size}")
         return cfg
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Rule(NamedTuple):
+    """How one metadata key is checked: ``check(value)``, the words for what is accepted, and ``cast``
+    applied to a value that passed (JSON may write 50 for the float 50.0)."""
+
+    check: Callable[[Any], bool]
+    accepted: str
+    cast: Callable[[Any], Any] = lambda v: v
+
+
+def _int_in(lo: int, hi: int, *, even: bool = False) -> Rule:
+    return Rule(lambda v: _is_int(v) and lo <= v <= hi and not (even and v % 2),
+                f"{'an even' if even else 'an'} integer from {lo} to {hi}")
+
+
+def _real_in(lo: float, hi: float, *, positive: bool = False) -> Rule:
+    if positive:
+        return Rule(lambda v: _is_real(v) and lo < v <= hi, f"a number above {lo:g} and at most {hi:g}", float)
+    return Rule(lambda v: _is_real(v) and lo <= v <= hi, f"a number from {lo:g} to {hi:g}", float)
+
+
+# Every key a model file's metadata may hold: name -> (check, what is accepted). A new ModelConfig field
+# needs a row here (tests/test_model_io.py checks that every field has one); keys listed here but not (yet)
+# fields of ModelConfig are accepted and ignored.
+CONFIG_FIELDS: dict[str, Rule] = {
+    "arch": Rule(lambda v: isinstance(v, str) and v in GENERATORS, f"one of {sorted(GENERATORS)}"),
+    "width": _int_in(4, MAX_WIDTH, even=True),
+    "render_size": _int_in(MIN_RENDER_SIZE, MAX_RENDER_SIZE),
+    "preset": Rule(lambda v: isinstance(v, str) and len(v) <= 200, "a string of at most 200 characters"),
+    "l_scale": _real_in(0.0, 1000.0, positive=True),
+    "ab_scale": _real_in(0.0, 1000.0, positive=True),
+    "format_version": _int_in(1, FORMAT_VERSION),
+    # calibration fields of newer models
+    "confidence": Rule(lambda v: isinstance(v, bool), "true or false"),
+    "chroma_gain": _real_in(0.0, 4.0),
+    "confidence_tau": _real_in(0.0, 4.0),
+}
+
+
+def clear_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that an interrupted :func:`atomic_write` to ``path`` left behind.
+
+    A process killed between creating its temporary and renaming it (SIGKILL, power loss) cannot clean up.
+    The temporary's name holds the writer's process id, so only files whose writer is gone are removed:
+    another process writing the same file right now keeps its own. Returns the removed paths.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        # ".NAME.PID.RANDOM.tmp" (mkstemp's random part has no dots); ".NAME.RANDOM.tmp" from before the pid
+        # was added; anything with more dots is the temporary of another file ("NAME.bak", say)
+        parts = tmp.name[len(path.name) + 2: -len(".tmp")].split(".")
+        if len(parts) > 2 or (len(parts) == 2 and not parts[0].isdigit()):
+            continue
+        if len(parts) == 2 and _alive(int(parts[0])):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file.
+
+    The temporaries that killed earlier writers of ``path`` left are removed first
+    (:func:`clear_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clear_stale_temporaries(path)  # what a killed earlier writer of this file left (e.g. colorgan-export, kill -9)
+    # the pid in the name lets clear_stale_temporaries tell a killed writer's leftovers from a live one's
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

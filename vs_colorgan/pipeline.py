@@ -37,22 +37,30 @@ from . import color
 from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
 from .errors import ColorizeError
+from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
 from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
 
-MIN_RENDER_SIZE = 64
-MAX_RENDER_SIZE = 2048
+
+
+# The render grid's long side at most: a 1:16 panorama at render size 256 is 256x4096; beyond that the short
+# side shrinks instead, so an extreme aspect ratio (a 10000x16 strip) cannot ask for a gigapixel grid.
+MAX_RENDER_LONG_SIDE = 2 * MAX_RENDER_SIZE
 
 
 def render_shape(width: int, height: int, render_size: int, multiple: int) -> tuple[int, int]:
     """(width, height) at render size: the short side is ``render_size``, the long side keeps the aspect
-    ratio, rounded to the nearest multiple of ``multiple`` (at least one multiple)."""
-    if width <= height:
-        long = max(multiple, round(height * render_size / width / multiple) * multiple)
-        return render_size, long
-    long = max(multiple, round(width * render_size / height / multiple) * multiple)
-    return long, render_size
+    ratio, rounded to the nearest multiple of ``multiple`` (at least one multiple). When that long side would
+    pass :data:`MAX_RENDER_LONG_SIDE`, it is that bound and the short side keeps the aspect ratio instead."""
+    short_in, long_in = min(width, height), max(width, height)
+    short = render_size
+    long = max(multiple, round(long_in * render_size / short_in / multiple) * multiple)
+    cap = MAX_RENDER_LONG_SIDE // multiple * multiple
+    if long > cap:
+        short = max(multiple, round(short_in * cap / long_in / multiple) * multiple)
+        long = cap
+    return (short, long) if width <= height else (long, short)
 
 
 WORK_SHRINK = 2  # the work grid of stages 3 and 4 is the render size / 2
@@ -118,6 +126,9 @@ class Colorizer:
         else:
             y = luma_render.float()
         y = y.to(self.device).reshape(1, 1, *y.shape[-2:])
+        # float sources may hold NaN/inf samples (the resize spreads them to their neighbours): the network and
+        # the box filters downstream would carry one over the whole frame, so read them as black / white
+        y = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0)
         l_norm = color.normalize_l(color.gray_to_l(y))
         return RenderLuma(l_norm, shrink(l_norm), shrink(y))
 
@@ -128,7 +139,9 @@ class Colorizer:
         # the reduction is linear and normalised: run it on the raw samples, scale the smaller result
         y = luma_to_chroma_grid(plane_to_tensor(luma_plane, device=self.device), subsampling_w=subsampling_w,
                                 subsampling_h=subsampling_h, chroma_location=chroma_location)
-        return code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
+        y = code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
+        # non-finite float samples: see preprocess (integer planes cannot hold them: no cost there)
+        return torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0) if is_float else y
 
     # -- stage 2: inference -------------------------------------------------------------------------------
     def infer(self, l_norm: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,267 @@
+"""``colorgan-render``: BestSource -> colorize -> PyAV. Tags, audio, exact lossless chunks, kills leave no
+output, bad arguments. Sources are written here with PyAV (gray moving shapes, a sine tone), the model is
+test_filter's tiny U-Net."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+av = pytest.importorskip("av")
+
+from test_filter import save_tiny_model  # noqa: E402  (a plain helper, not a fixture)
+
+from vs_colorgan import colorize  # noqa: E402
+from vs_colorgan.render import main  # noqa: E402
+
+core = vs.core
+W, H, N, FPS = 96, 64, 12, 10
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shapes(t: int, w: int = W, h: int = H) -> np.ndarray:
+    """A gray frame with a bright square moving over a gradient."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = (40 + 120 * x / w + 40 * np.sin(y / 5)).astype(np.uint8)
+    img[10:30, 5 + 4 * t: 25 + 4 * t] = 220
+    return img
+
+
+def write_source(path: Path, *, frames: int = N, audio: str | None = "aac", pix_fmt: str = "yuv420p",
+                 codec: str = "libx264", w: int = W, h: int = H) -> Path:
+    """A black-and-white video (BT.601 tags, limited range) with an optional one-second sine tone."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=FPS)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            v.options = {"qp": "0", "preset": "ultrafast"}
+        cc = v.codec_context
+        if pix_fmt.startswith("gbrp"):  # RGB: no YCbCr matrix, full range
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 0, 1, 13, 2
+        else:
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1
+        a = None
+        if audio:
+            a = out.add_stream(audio, rate=8000, layout="mono")
+        for t in range(frames):
+            gray = shapes(t, w, h)
+            rgb = np.repeat(gray[:, :, None], 3, axis=2)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=6) \
+                if not pix_fmt.startswith("gbrp") else av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = t
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        if a is not None:
+            fmt = "fltp" if audio == "aac" else "s16"
+            samples = int(8000 * frames / FPS)
+            tone = np.sin(np.arange(samples) * 2 * np.pi * 440 / 8000)[None]
+            data = tone.astype(np.float32) if fmt == "fltp" else (tone * 8000).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+            frame.sample_rate, frame.pts = 8000, 0
+            out.mux(a.encode(frame))
+            out.mux(a.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_source(tmp_path_factory.mktemp("src") / "film bw.mp4")
+
+
+def decoded(path: Path) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(video=0):
+            out.append([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes])
+        return out
+
+
+def vs_planes(clip: vs.VideoNode) -> list[list[np.ndarray]]:
+    return [[np.asarray(f[p]).copy() for p in range(3)] for f in clip.frames()]
+
+
+def render(*args: object) -> int:
+    return main([str(a) for a in args] + ["--quiet"])
+
+
+def test_mp4_h264_with_tags_and_audio(model: Path, source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "colour.mp4"
+    assert render(source, out, "--model", model) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4"]  # no temporary left
+    with av.open(str(out)) as c:
+        v = c.streams.video[0].codec_context
+        assert (v.name, v.width, v.height, v.pix_fmt) == ("h264", W, H, "yuv420p")
+        # the filter's tags: the source says SMPTE 170M, limited range
+        assert (v.colorspace, v.color_primaries, v.color_trc, v.color_range) == (6, 6, 6, 1)
+        assert [s.codec_context.name for s in c.streams.audio] == ["aac"]
+        assert c.streams.video[0].frames == N
+    frames = decoded(out)
+    assert len(frames) == N
+    assert max(np.abs(f[p].astype(int) - 128).max() for f in frames for p in (1, 2)) > 4  # it has colour
+
+
+def test_ffv1_is_the_filters_output_exactly(model: Path, source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "master.mkv"
+    assert render(source, out, "--model", model, "--temporal-radius", 2) == 0
+    with av.open(str(out)) as c:
+        v = c.streams.video[0].codec_context
+        assert (v.name, v.colorspace, v.color_primaries, v.color_trc, v.color_range) == ("ffv1", 6, 6, 6, 1)
+        assert len(c.streams.audio) == 1  # AAC copied into Matroska
+    src = core.bs.VideoSource(str(source))
+    expect = vs_planes(colorize(src, model=str(model), temporal_radius=2))
+    got = decoded(out)
+    assert len(got) == len(expect) == N
+    for g, e in zip(got, expect):
+        assert all(np.array_equal(a, b) for a, b in zip(g, e))
+    assert all(np.array_equal(g[0], np.asarray(f[0])) for g, f in zip(got, src.frames()))  # luma untouched
+
+
+def test_lossless_chunks_concatenate_to_the_whole(model: Path, source: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mkv"
+    assert render(source, whole, "--model", model) == 0
+    parts = [(0, 4), (5, 5), (6, N - 1)]
+    chunks = []
+    for s, e in parts:
+        path = tmp_path / f"chunk{s}.mkv"
+        assert render(source, path, "--model", model, "--start", s, "--end", e) == 0
+        with av.open(str(path)) as c:
+            assert c.metadata.get("VS_COLORGAN_START", c.metadata.get("vs_colorgan_start")) == str(s)
+        chunks += decoded(path)
+    got, expect = chunks, decoded(whole)
+    assert len(got) == len(expect) == N
+    for g, e in zip(got, expect):
+        assert all(np.array_equal(a, b) for a, b in zip(g, e))
+
+
+def test_rgb_and_pcm_sources(model: Path, tmp_path: Path) -> None:
+    src = write_source(tmp_path / "rgb.mkv", codec="ffv1", pix_fmt="gbrp10le", audio="pcm_s16le", frames=4)
+    assert core.bs.VideoSource(str(src)).format.color_family == vs.RGB
+    out = tmp_path / "rgb_colour.mp4"
+    assert render(src, out, "--model", model) == 0
+    with av.open(str(out)) as c:
+        v = c.streams.video[0].codec_context
+        assert (v.pix_fmt, v.colorspace) == ("yuv420p", 1)  # RGB encoded as BT.709 YUV 4:2:0
+        assert len(c.streams.audio) == 1  # PCM: copied where the muxer takes it, else AAC
+    assert len(decoded(out)) == 4
+
+
+def test_kill_leaves_no_output_and_the_next_run_clears_the_leftover(model: Path, tmp_path: Path) -> None:
+    src = write_source(tmp_path / "long.mp4", frames=400, audio=None, w=320, h=240)
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "vs_colorgan.render", str(src), str(out), "--model", str(model),
+                                 "--quiet", "--threads", "1"], env=env, stderr=subprocess.PIPE)
+
+    def wait_for_temporary(proc: subprocess.Popen) -> Path:
+        for _ in range(1200):  # up to 2 minutes on a loaded machine; not a timing assertion
+            tmps = [p for p in tmp_path.glob(".out.mp4.*.tmp") if p.stat().st_size > 0]
+            if tmps:
+                return tmps[0]
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        pytest.fail("no temporary file appeared")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and kill: the temporary goes with the process
+        proc = start()
+        wait_for_temporary(proc)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) != 0
+        assert "not written" in proc.stderr.read().decode()
+        assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))
+
+    proc = start()
+    leftover = wait_for_temporary(proc)
+    proc.kill()  # SIGKILL: nothing can clean up, but the output never appears
+    proc.wait(timeout=60)
+    assert not out.exists() and leftover.exists()
+    short = write_source(tmp_path / "short.mp4", frames=2, audio=None)
+    assert render(short, out, "--model", model) == 0
+    assert out.exists() and not leftover.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{src}", "{tmp}/x.avi"], "OUTPUT must end in .mp4, .m4v, .mov, .mkv, not 'x.avi'"),
+    (["{src}", "{tmp}/x.mp4", "--codec", "ffv1"], "--codec ffv1 cannot go into .mp4"),
+    (["{tmp}/missing.mp4", "{tmp}/x.mp4"], "INPUT '{tmp}/missing.mp4' is not a file"),
+    (["{src}", "{tmp}/x.mp4", "--start", "5", "--end", "2"], "--start (5) must not be after --end (2)"),
+    (["{src}", "{tmp}/x.mp4", "--end", "99"], "--end must be a frame of the clip (0 to 11), not 99"),
+    (["{src}", "{tmp}/no/such/x.mp4"], "OUTPUT's folder"),
+    (["{src}", "{tmp}/x.mkv", "--crf", "10"], "--crf applies to h264/h265"),
+    (["{src}", "{tmp}/x.mp4", "--render-size", "70"],
+     "vs_colorgan.colorize: \"render_size\" must be a multiple of 32"),
+    (["{src}", "{tmp}/x.mp4", "--model", "{tmp}"], "vs_colorgan.colorize: \"model\""),
+])
+def test_bad_arguments(args: list[str], message: str, model: Path, source: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture) -> None:
+    argv = [a.format(src=source, tmp=tmp_path) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", str(model)]
+    assert render(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("colorgan-render: error: ") and message.format(tmp=tmp_path) in err, err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_references_are_passed_through_or_refused(model: Path, source: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    import inspect
+
+    import vs_colorgan
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    if "references" not in inspect.signature(vs_colorgan.colorize).parameters:
+        assert render(source, tmp_path / "x.mp4", "--model", model, "--references", refs) == 2
+        assert "--references needs a vs_colorgan whose colorize takes references=" in capsys.readouterr().err
+    seen = {}
+
+    def fake(clip, *, references=None, **kwargs):  # a colorize that takes references=
+        seen["references"] = references
+        return colorize(clip, **kwargs)
+
+    monkeypatch.setattr(vs_colorgan, "colorize", fake)
+    assert render(source, tmp_path / "y.mp4", "--model", model, "--references", refs, "--end", "1") == 0
+    assert seen["references"] == refs
+    seen.clear()
+    assert render(source, tmp_path / "z.mp4", "--model", model, "--end", "1") == 0
+    assert seen["references"] is None  # not passed at all when not given
+
+
+def test_audio_the_container_cannot_hold_is_transcoded(model: Path, source: Path, tmp_path: Path, monkeypatch) -> None:
+    import vs_colorgan.render as render_module
+
+    monkeypatch.setattr(render_module, "can_copy", lambda out, codec: False)
+    out = tmp_path / "t.mp4"
+    assert render(source, out, "--model", model, "--end", "5") == 0
+    with av.open(str(out)) as c:
+        (a,) = c.streams.audio
+        assert a.codec_context.name == "aac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert samples >= 0.5 * 8000 * 6 / FPS  # about the chunk's 0.6 s of sound, not the whole second
+
+
+def test_gray_source_and_output_over_input(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = write_source(tmp_path / "gray.mkv", codec="ffv1", pix_fmt="gray", audio=None, frames=3)
+    assert core.bs.VideoSource(str(src)).format.color_family == vs.GRAY
+    assert render(src, tmp_path / "g.mp4", "--model", model) == 0
+    with av.open(str(tmp_path / "g.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # what players decode
+    assert render(src, tmp_path / "g.mkv", "--model", model) == 0
+    with av.open(str(tmp_path / "g.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"  # lossless: the filter's own format
+    assert render(src, src, "--model", model) == 2
+    assert "OUTPUT must not be INPUT" in capsys.readouterr().err
