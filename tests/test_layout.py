@@ -52,7 +52,8 @@ def test_wheel_installs_no_top_level_tool_packages(tmp_path):
         assert f"vs_colorgan/{module}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "colorgan-train = vs_colorgan.training.cli:main" in text and "colorgan-eval = vs_colorgan.evaluate.cli:main" in text
+    for script in ("train", "gather", "calibrate", "export", "eval", "render"):
+        assert f"colorgan-{script} = vs_colorgan." in text, script
 
 
 def test_filter_defaults_are_colour_options_defaults():
