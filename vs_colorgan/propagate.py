@@ -71,6 +71,9 @@ class PropagationOptions:
     palette_correlation: float = 0.85  # luma correlation with its frame below which a reference is a palette
 
 
+DEFAULT_OPTIONS = PropagationOptions()
+
+
 @dataclass(frozen=True)
 class FrameLuma:
     """What the propagation reads of a frame: Y' (h, w) float32 at render size, and ``L_norm`` on the work
@@ -197,7 +200,7 @@ class ReferencePropagator:
     def __init__(self, references: dict[int, Reference], *, luma: Callable[[int], FrameLuma],
                  cut_flag: Callable[[int], bool | None], size: tuple[int, int], matrix: tuple[float, float],
                  scene_threshold: float, upsample_radius: int, upsample_eps: float, cache_size: int,
-                 options: PropagationOptions = PropagationOptions()) -> None:
+                 options: PropagationOptions | None = None) -> None:
         self.refs = references
         self.frames = sorted(references)
         self.width, self.height = size
@@ -205,7 +208,7 @@ class ReferencePropagator:
         self.scene_threshold = scene_threshold
         self.upsample_radius = 2 * upsample_radius  # the filter's radius is on the work grid, half this grid
         self.upsample_eps = upsample_eps
-        self.options = options
+        self.options = options = options if options is not None else DEFAULT_OPTIONS
         self._luma_source = luma
         self._cut_flag = cut_flag
         self._lumas: PredictionCache[FrameLuma] = PredictionCache(cache_size + 2 * options.anchor_step)
