@@ -73,6 +73,13 @@ def shrink(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, WORK_SHRINK)
 
 
+def render_luma(y: torch.Tensor) -> RenderLuma:
+    """Y' (1, 1, h, w) at render size -> :class:`RenderLuma` (stage 1; also the scene-cut measure's input, shared
+    with ``colorgan-keyframes``)."""
+    l_norm = color.normalize_l(color.gray_to_l(y))
+    return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ColorOptions:
     """The non-backend options of the colour path (see docs/filter.md for the choice of defaults)."""
@@ -116,9 +123,7 @@ class Colorizer:
             y = torch.from_numpy(np.array(luma_render, dtype=np.float32, copy=True))
         else:
             y = luma_render.float()
-        y = y.to(self.device).reshape(1, 1, *y.shape[-2:])
-        l_norm = color.normalize_l(color.gray_to_l(y))
-        return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+        return render_luma(y.to(self.device).reshape(1, 1, *y.shape[-2:]))
 
     def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,

@@ -150,8 +150,8 @@ def check_pixels(pixels: np.ndarray, where: str) -> bool:
             raise ColorizeError(f"\"references\": {where}: is fully transparent: no strokes to take colour from")
         return True
     if spread.max() < GRAY_TOLERANCE:
-        raise ColorizeError(f"\"references\": {where}: has no colour (R = G = B everywhere); colour it, or paint "
-                            f"colour strokes on a transparent layer and save it as a PNG with alpha")
+        raise ColorizeError(f"\"references\": {where}: has no colour (R = G = B everywhere); colour it, paint "
+                            f"colour strokes on a transparent layer and save it as a PNG with alpha, or delete it")
     return False
 
 
