@@ -71,6 +71,27 @@ def pan_zoom(photo: np.ndarray, *, frames: int = 120, size: tuple[int, int] = (6
     return out
 
 
+def occluders(photo: np.ndarray, other: np.ndarray, *, frames: int = 120, size: tuple[int, int] = (320, 180),
+              count: int = 3) -> list[np.ndarray]:
+    """A slow pan over ``photo`` with ``count`` patches of ``other`` crossing it at different speeds: moving
+    objects that hide and then uncover the background (tuning clip for occlusion handling)."""
+    background = pan_zoom(photo, frames=frames, size=size, zoom=(1.0, 1.1), travel=0.1)
+    ow, oh = size
+    patch = cv2.resize(other, (ow // 4, oh // 3), interpolation=cv2.INTER_AREA)
+    ph, pw = patch.shape[:2]
+    out = []
+    for n, bg in enumerate(background):
+        f = bg.copy()
+        for i in range(count):
+            x = int((ow + pw) * ((0.1 + 0.3 * i + n * (0.004 + 0.003 * i)) % 1.0)) - pw
+            y = int((oh - ph) * (0.15 + 0.35 * i)) % max(1, oh - ph)
+            x0, x1 = max(0, x), min(ow, x + pw)
+            if x1 > x0:
+                f[y:y + ph, x0:x1] = patch[:, x0 - x:x1 - x]
+        out.append(f)
+    return out
+
+
 def rgb_clip(frames: list[np.ndarray]) -> vs.VideoNode:
     h, w = frames[0].shape[:2]
     blank = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(frames))
@@ -198,6 +219,7 @@ def main() -> int:
         for name in ("coffee", "rocket", "astronaut"):
             photo = getattr(data, name)()
             pan_report(name, pan_zoom(photo, frames=120, size=(320, 180)), args.model, args.automatic)
+        pan_report("occluders", occluders(data.rocket(), data.chelsea()), args.model, args.automatic)
         return 0
     if args.data is None:
         raise SystemExit("--data is required (opencv-doc's examples/data folder), unless --tune")

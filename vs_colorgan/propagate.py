@@ -346,9 +346,24 @@ class ReferencePropagator:
                 break
         for i in range(start + 1, j + 1):
             prev = state
-            state = self._anchors.get_or_compute(
-                (k, direction, i), lambda i=i, prev=prev: self.step(prev, k + direction * (i - 1) * s, k + direction * i * s))
+            state = self._anchors.get_or_compute((k, direction, i), lambda i=i, prev=prev: self._next_anchor(k, direction, i, prev))
         return state
+
+    def _next_anchor(self, k: int, direction: int, i: int, prev: State) -> State:
+        """Anchor ``i`` from anchor ``i - 1`` and, where that chain lost track (occlusions, things that moved
+        away and back), straight from the key: per pixel the estimate with the higher confidence wins, weighted
+        by confidence. A static camera thus keeps the key's colour behind every passer-by, and a moving one,
+        where the direct flow fails (low confidence), keeps the chain's."""
+        s = self.options.anchor_step
+        chained = self.step(prev, k + direction * (i - 1) * s, k + direction * i * s)
+        if i == 1:
+            return chained
+        direct = self.step(self.key_state(k), k, k + direction * i * s)
+        c1, c2 = chained.conf, direct.conf
+        w1, w2 = c1 * c1, c2 * c2  # squared: the more confident estimate dominates
+        den = np.maximum(w1 + w2, 1e-12)
+        cbcr = (w1[..., None] * chained.cbcr + w2[..., None] * direct.cbcr) / den[..., None]
+        return State(cbcr.astype(np.float32), np.maximum(c1, c2))
 
     def from_key(self, k: int, n: int) -> State:
         """Key ``k``'s chroma carried to frame ``n``: its last anchor towards ``n``, then one step."""
