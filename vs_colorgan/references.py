@@ -123,11 +123,8 @@ def fit_to_clip(pixels: np.ndarray, width: int, height: int, where: str) -> tupl
     """Resize (h, w, 3|4) pixels to the clip's size; split off alpha (None when absent or fully opaque)."""
     import cv2
 
+    check_shape(pixels, width, height, where)
     h, w = pixels.shape[:2]
-    if abs((w / h) / (width / height) - 1.0) > ASPECT_TOLERANCE:
-        raise ColorizeError(f"\"references\": {where}: is {w}x{h}, whose shape does not match the clip's "
-                            f"{width}x{height} (aspect ratios within {ASPECT_TOLERANCE:.0%} are resized); "
-                            f"crop or pad it to the clip's shape")
     if (w, h) != (width, height):
         shrink = w * h > width * height
         pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
@@ -137,6 +134,15 @@ def fit_to_clip(pixels: np.ndarray, width: int, height: int, where: str) -> tupl
     if alpha is not None and alpha.min() >= 1.0:
         alpha = None
     return rgb, (np.ascontiguousarray(alpha) if alpha is not None else None)
+
+
+def check_shape(pixels: np.ndarray, width: int, height: int, where: str) -> None:
+    """Raise unless the image can be resized to the clip's size without distorting it."""
+    h, w = pixels.shape[:2]
+    if abs((w / h) / (width / height) - 1.0) > ASPECT_TOLERANCE:
+        raise ColorizeError(f"\"references\": {where}: is {w}x{h}, whose shape does not match the clip's "
+                            f"{width}x{height} (aspect ratios within {ASPECT_TOLERANCE:.0%} are resized); "
+                            f"crop or pad it to the clip's shape")
 
 
 def check_pixels(pixels: np.ndarray, where: str) -> bool:
@@ -208,6 +214,6 @@ def load_references(references: Any, *, num_frames: int, width: int, height: int
             raise ColorizeError(f"\"references\": {ref.describe()} is outside the clip (frames 0-{num_frames - 1})")
         pixels = ref.array if ref.array is not None else read_image(ref.path, frame)
         partial = check_pixels(pixels, ref.describe())
-        fit_to_clip(pixels, width, height, ref.describe())  # the size check, before any frame is rendered
+        check_shape(pixels, width, height, ref.describe())  # before any frame is rendered
         out[frame] = Reference(frame, ref.origin, path=ref.path, array=ref.array, partial=partial)
     return out
