@@ -179,13 +179,22 @@ def domain_transform_filter(values: np.ndarray, y: np.ndarray, *, sigma_s: float
     return np.ascontiguousarray(out.transpose(1, 0, 2))
 
 
+FILL_SHRINK = 2  # the fill runs at half the render grid: it fills holes with smooth colour, and its cost is
+# Python-level recursion over rows and columns (about 4x cheaper at half size, measured 100 -> 25 ms at 480p)
+
+
 def edge_aware_fill(cbcr: np.ndarray, conf: np.ndarray, y: np.ndarray, *, sigma_s: float, sigma_r: float
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised convolution (Knutsson & Westin 1993) with the domain-transform filter: the
     confidence-weighted, luma-edge-aware mean of ``cbcr`` around each pixel, and that mean's weight
-    (the filtered confidence, in [0, 1])."""
+    (the filtered confidence, in [0, 1]). Computed on a grid :data:`FILL_SHRINK` times smaller (``sigma_s``
+    is given in pixels of the full grid) and brought back bilinearly."""
+    h, w = y.shape
+    size = (max(2, w // FILL_SHRINK), max(2, h // FILL_SHRINK))
     stack = np.concatenate([cbcr * conf[..., None], conf[..., None]], axis=2)
-    out = domain_transform_filter(stack, y, sigma_s=sigma_s, sigma_r=sigma_r)
+    small = domain_transform_filter(resize_area(stack, size), resize_area(y, size),
+                                    sigma_s=sigma_s * size[0] / w, sigma_r=sigma_r, iterations=2)
+    out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     weight = np.clip(out[..., 2], 0.0, 1.0)
     return out[..., :2] / np.maximum(out[..., 2:], 1e-6), weight
 
