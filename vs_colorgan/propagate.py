@@ -67,7 +67,7 @@ class PropagationOptions:
     fill_sigma_space: float = 0.1  # spatial reach of the hole fill, as a fraction of the grid's short side
     fill_sigma_range: float = 0.1  # luma step (Y') that the fill treats as an edge of one spatial sigma
     fill_trust: float = 0.8  # confidence of a filled pixel relative to the confidence around it
-    auto_below: float = 0.25  # confidence under which the automatic model's prediction is mixed in
+    auto_below: float = 0.1  # confidence under which the automatic model's prediction is mixed in (0.25, 0.4: worse)
     palette_correlation: float = 0.85  # luma correlation with its frame below which a reference is a palette
 
 
