@@ -263,3 +263,9 @@ def test_bad_references_name_the_file_and_frame(model: Path, files: dict[str, Pa
     assert message.startswith("vs_colorgan.colorize: \"references\""), message
     for part in expected:
         assert part in message, (part, message)
+
+
+def test_references_are_checked_before_the_model_is_loaded(tmp_path: Path) -> None:
+    gray = gray_clip(pan_frames(3))
+    with pytest.raises(vs.Error, match="\"references\": frame 7 \\(an array\\) is outside the clip"):
+        colorize(gray, model=str(tmp_path / "missing.safetensors"), references={7: pan_frames(1)[0]})

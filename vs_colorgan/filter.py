@@ -34,7 +34,7 @@ from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer,
 from .backends import choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
 from .propagate import FrameLuma, ReferencePropagator
-from .references import ReferenceSpec, load_references
+from .references import Reference, ReferenceSpec, load_references
 from .temporal import PredictionCache
 
 __all__ = ["colorize"]
@@ -242,13 +242,12 @@ class FrameProcessor:
         return out
 
 
-def attach_references(processor: FrameProcessor, references: ReferenceSpec, work: vs.VideoNode,
+def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode,
                       small: vs.VideoNode) -> None:
-    """Validate ``references`` and switch ``processor`` to keyframe mode. ``small`` is the render-size luma
-    (GRAYS, with the source's props); frames are read from it inside the callback, so any frame's result
-    can be computed whatever was rendered before (see vs_colorgan.propagate)."""
+    """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). ``small`` is
+    the render-size luma (GRAYS, with the source's props); frames are read from it inside the callback, so any
+    frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
     c, p = processor.colorizer, processor.plane
-    refs = load_references(references, num_frames=work.num_frames, width=p.width, height=p.height)
     first = work.get_frame(min(refs))  # the matrix references are converted with (of the first keyframe)
     cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
                              fallback_matrix=processor.fallback_matrix, gray=p.gray)
@@ -270,7 +269,7 @@ def attach_references(processor: FrameProcessor, references: ReferenceSpec, work
 
 
 def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix: int | None = None,
-          references: ReferenceSpec | None = None) -> tuple[vs.VideoNode, FrameProcessor]:
+          references: dict[int, Reference] | None = None) -> tuple[vs.VideoNode, FrameProcessor]:
     """Wire ``colorizer`` into a graph on a validated ``clip``; returns the output and its callback object."""
     core = vs.core
     fmt = clip.format
@@ -296,7 +295,7 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
                          width=clip.width, height=clip.height)
     cache_size = radius + 1 + 2 * core.num_threads + 2  # frames in flight + the window: each inferred once
     processor = FrameProcessor(colorizer, plane, fallback_matrix=matrix, cache_size=cache_size)
-    if references is not None:
+    if references:
         attach_references(processor, references, work, small)
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
@@ -356,13 +355,15 @@ def colorize(
         options = check_options(temporal_radius=temporal_radius, temporal_sigma=temporal_sigma,
                                 scene_threshold=scene_threshold, upsample_radius=upsample_radius,
                                 upsample_eps=upsample_eps, matrix=matrix, render_size=render_size)
+        refs = None if references is None else \
+            load_references(references, num_frames=clip.num_frames, width=clip.width, height=clip.height)
         settings, path = choose_backend(model=model, backend=backend, device=device, fp16=fp16,
                                         num_streams=num_streams, tensorrt=tensorrt)
         config = read_config(path)
         size = config.render_size if render_size is None else render_size
         check_render_size(size, config.size_multiple)
         colorizer = Colorizer(load_runner(settings, path), options)
-        out, _ = build(clip, colorizer, render_size=size, matrix=matrix, references=references)
+        out, _ = build(clip, colorizer, render_size=size, matrix=matrix, references=refs)
         return out
     except ColorizeError as e:
         raise vs.Error(f"{FUNC}: {e}") from None
