@@ -133,3 +133,13 @@ def test_reference_that_does_not_match_its_frame_is_a_palette(model: Path, caplo
     target = expected_chroma(other).reshape(-1, 2).mean(axis=0)
     plain = chroma(automatic.get_frame(4)).reshape(-1, 2).mean(axis=0)
     assert np.abs(own - target).sum() < np.abs(plain - target).sum()
+
+
+def test_a_palette_does_not_hide_the_colour_keys_around_it(model: Path) -> None:
+    frames = pan_frames(8)
+    other = pan_frames(1, photo=data.astronaut()[::-1])[0]
+    out = colorize(gray_clip(frames), model=str(model), references={0: frames[0], 4: other})
+    for n in (3, 4, 6):
+        props = out.get_frame(n).props
+        assert props["_ColorRefKeys"] == 0 and props["_ColorRefPalette"] == 4, n
+        assert props["_ColorRefConfidence"] > 0.3

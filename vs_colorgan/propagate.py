@@ -226,6 +226,7 @@ class ReferencePropagator:
         self._anchors = _PeekableCache(cache_size + 8)
         self._cuts: dict[int, bool] = {}  # one bool per frame: cheap to keep for the whole clip
         self.palette: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # key -> (mean, std) of its Cb, Cr
+        self.colour_frames = list(self.frames)  # the keys that are not palettes (set by classify)
 
     # -- frames and scenes -----------------------------------------------------------------------------------
     def luma(self, i: int) -> FrameLuma:
@@ -241,14 +242,14 @@ class ReferencePropagator:
             self._cuts[i] = cut
         return cut
 
-    def scene_keys(self, n: int) -> tuple[int | None, int | None]:
-        """The nearest keyframes at or before and at or after ``n`` with no scene cut in between."""
-        i = bisect_right(self.frames, n)
-        before = self.frames[i - 1] if i else None
+    def scene_keys(self, n: int, frames: list[int]) -> tuple[int | None, int | None]:
+        """The nearest of ``frames`` (sorted) at or before and at or after ``n`` with no scene cut in between."""
+        i = bisect_right(frames, n)
+        before = frames[i - 1] if i else None
         if before is not None and any(self.cut_before(m) for m in range(n, before, -1)):
             before = None
-        j = bisect_left(self.frames, n)
-        after = self.frames[j] if j < len(self.frames) else None
+        j = bisect_left(frames, n)
+        after = frames[j] if j < len(frames) else None
         if after is not None and any(self.cut_before(m) for m in range(n + 1, after + 1)):
             after = None
         return before, after
@@ -269,6 +270,7 @@ class ReferencePropagator:
             if not corr >= self.options.palette_correlation:  # NaN (a flat frame) counts as no match
                 cbcr = rgb_to_cbcr(small, self.kr, self.kb).reshape(-1, 2)
                 self.palette[k] = (cbcr.mean(axis=0), cbcr.std(axis=0))
+        self.colour_frames = [k for k in self.frames if k not in self.palette]
         return sorted(self.palette)
 
     def _strokes(self, ref: Reference, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -408,12 +410,11 @@ class ReferencePropagator:
         o = self.options
         if n in self.refs and n not in self.palette:  # the keyframe itself: the user's chroma
             return RefResult(limit_to_gamut(guide, self.key_chroma(n, guide), self.kr, self.kb), 1.0, (n,))
-        before, after = self.scene_keys(n)
-        near = [k for k in dict.fromkeys((before, after)) if k is not None]
-        colour = [k for k in near if k not in self.palette]
-        palettes = sorted((k for k in near if k in self.palette), key=lambda k: (abs(n - k), k))
-        palette = palettes[0] if palettes else None
-        if not near:
+        # colour keys and palettes are looked up apart: a palette between two keys does not hide them
+        colour = [k for k in dict.fromkeys(self.scene_keys(n, self.colour_frames)) if k is not None]
+        palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
+        palette = min(palettes, key=lambda k: (abs(n - k), k)) if palettes else None
+        if not colour and palette is None:
             return RefResult(None, 0.0, ())
         y = self.luma(n).y
         if colour:
