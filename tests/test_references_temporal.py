@@ -4,7 +4,11 @@ frame is a palette (logged, not an error)."""
 from __future__ import annotations
 
 import logging
+import os
 import random
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from vs_colorgan import colorize
 from vs_colorgan.propagate import ReferencePropagator
 
 core = vs.core
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +148,35 @@ def test_a_palette_does_not_hide_the_colour_keys_around_it(model: Path) -> None:
         props = out.get_frame(n).props
         assert props["_ColorRefKeys"] == 0 and props["_ColorRefPalette"] == 4, n
         assert props["_ColorRefConfidence"] > 0.3
+
+
+SCRIPT = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import vapoursynth as vs
+from test_references import gray_clip
+from test_references_temporal import two_shots
+import vs_colorgan
+frames = two_shots()
+clip = vs.core.resize.Bicubic(gray_clip(frames), format=vs.YUV420P8)
+vs_colorgan.colorize(clip, model={model!r}, references={{3: frames[3], 30: frames[30]}}).set_output()
+"""
+
+
+def test_vspipe_chunk_with_references_equals_the_whole(model: Path, tmp_path: Path) -> None:
+    script = tmp_path / "keys.vpy"
+    script.write_text(textwrap.dedent(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), model=str(model))))
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def vspipe(*args: str) -> bytes:
+        done = subprocess.run([os.path.join(venv_bin, "vspipe"), *args, str(script), "-"], env=env,
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return done.stdout
+
+    frame_size = 96 * 64 * 3 // 2
+    chunk = vspipe("-s", "14", "-e", "22")  # a separate process, frames 14..22 only (across the cut at 20)
+    whole = vspipe()  # another process, the whole clip in order
+    assert len(whole) == 40 * frame_size
+    assert chunk == whole[14 * frame_size:23 * frame_size]
