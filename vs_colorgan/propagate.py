@@ -10,8 +10,8 @@ automatic path (:func:`vs_colorgan.upsample.fast_guided_upsample`).
 Order independence. Frame ``n`` must not depend on what was rendered before it, and must not chain through
 every frame between it and its key (a seek to frame 5000 would then cost 5000 flows). So the chroma travels
 from key ``k`` through fixed *anchor* frames ``k + j*s`` (``s`` = :attr:`PropagationOptions.anchor_step`,
-``j = 1, 2, ...`` away from the key, in each direction); anchor ``j`` is computed from anchor ``j - 1`` only,
-and cached. Frame ``n`` then takes one step from the last anchor before it (towards the key). Each anchor's
+``j = 1, 2, ...`` away from the key, in each direction); anchor ``j`` is computed from anchor ``j - 1`` and,
+where that chain lost track, straight from the key (:meth:`ReferencePropagator._next_anchor`), and cached. Frame ``n`` then takes one step from the last anchor before it (towards the key). Each anchor's
 value is a pure function of (clip, references, options), so any order of requests, any number of threads and
 any chunking give the same bytes.
 
