@@ -28,10 +28,13 @@ import torch
 import vapoursynth as vs
 
 from .errors import ColorizeError
-from .formats import check_matrix, resolve_colorimetry
+from .formats import check_matrix, quantize_chroma, resolve_colorimetry
 from .model_io import ModelFileError, read_config
 from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer, RenderLuma, render_shape
 from .backends import choose_backend, load_runner
+from .color import MATRIX_COEFFICIENTS
+from .propagate import FrameLuma, ReferencePropagator
+from .references import Reference, ReferenceSpec, load_references
 from .temporal import PredictionCache
 
 __all__ = ["colorize"]
@@ -160,6 +163,7 @@ class FrameProcessor:
         self.trim = _heap_trimmer()
         self.trims = 0
         self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
+        self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
 
     @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -174,8 +178,9 @@ class FrameProcessor:
             message = str(e) if isinstance(e, (ColorizeError, vs.Error)) else f"{type(e).__name__}: {e}"
             raise vs.Error(f"{FUNC}: frame {n}: {message}") from e
 
-    def process(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
-        c, p = self.colorizer, self.plane
+    def automatic(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
+        """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
+        c = self.colorizer
         count = min(self.radius, n) + 1  # window[k] is frame n - k for k < count
         # stage 1: render-size luma -> Y', L_norm (cached per frame number)
         lumas = [self.lumas.get_or_compute(n - k, lambda k=k: c.preprocess(np.asarray(window[k][0])))
@@ -184,7 +189,13 @@ class FrameProcessor:
         # stage 2: the predictions of the frames of this scene, each inferred once
         ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.predict(lumas[k])) for k in range(length)]
         # stage 3: temporal combination
-        ab = c.combine(ab_window, lumas)
+        return lumas[0], c.combine(ab_window, lumas)
+
+    def process(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
+        if self.references is not None:
+            return self.process_with_references(n, frame, window)
+        c, p = self.colorizer, self.plane
+        render, ab = self.automatic(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         props = frame.props
         cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
@@ -192,7 +203,7 @@ class FrameProcessor:
         guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
                              subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
                              chroma_location=int(props.get("_ChromaLocation", 0)))
-        cb, cr = c.postprocess(lumas[0], ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+        cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
                                is_float=p.is_float)
         out = frame.copy()  # shares the Y plane: it stays bit-exact
         np.copyto(np.asarray(out[1]), cb)
@@ -200,9 +211,68 @@ class FrameProcessor:
         out.props.update(cm.output_props())
         return out
 
+    def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
+        """Keyframe mode: chroma carried from the references (vs_colorgan.propagate), the automatic path where
+        no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
+        c, p = self.colorizer, self.plane
+        props = frame.props
+        cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
+                                 fallback_matrix=self.fallback_matrix, gray=p.gray)
+        guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
+                             subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
+                             chroma_location=int(props.get("_ChromaLocation", 0)))
 
-def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix: int | None = None
-          ) -> tuple[vs.VideoNode, FrameProcessor]:
+        def automatic() -> tuple[torch.Tensor, torch.Tensor]:
+            render, ab = self.automatic(n, window)
+            return render.l_work, ab
+
+        result = self.references.chroma(n, guide, automatic)
+        if result.cbcr is None:  # no keyframe in this shot: automatic colour
+            render, ab = self.automatic(n, window)
+            cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                                   is_float=p.is_float)
+        else:
+            cb, cr = quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float)
+        out = frame.copy()  # shares the Y plane: it stays bit-exact
+        np.copyto(np.asarray(out[1]), cb)
+        np.copyto(np.asarray(out[2]), cr)
+        out.props.update(cm.output_props())
+        out.props["_ColorRefConfidence"] = result.confidence
+        if result.keys:
+            out.props["_ColorRefKeys"] = list(result.keys)
+        if result.palette is not None:
+            out.props["_ColorRefPalette"] = result.palette
+        return out
+
+
+def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode,
+                      small: vs.VideoNode) -> None:
+    """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). ``small`` is
+    the render-size luma (GRAYS, with the source's props); frames are read from it inside the callback, so any
+    frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
+    c, p = processor.colorizer, processor.plane
+    first = work.get_frame(min(refs))  # the matrix references are converted with (of the first keyframe)
+    cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
+                             fallback_matrix=processor.fallback_matrix, gray=p.gray)
+
+    def luma(i: int) -> FrameLuma:
+        y = np.array(small.get_frame(i)[0], dtype=np.float32, copy=True)
+        return FrameLuma(y, c.preprocess(y).l_work.cpu())
+
+    propagator = ReferencePropagator(
+        refs, luma=luma, cut_flag=lambda i: _cut_flag(small.get_frame(i), small.get_frame(i - 1)),
+        size=(p.width, p.height), matrix=MATRIX_COEFFICIENTS[cm.matrix],
+        scene_threshold=c.options.scene_threshold, upsample_radius=c.options.upsample_radius,
+        upsample_eps=c.options.upsample_eps, cache_size=processor.lumas.capacity)
+    palette = propagator.classify()
+    if palette:
+        log.warning("%s: the references of frames %s do not match their frames' luma; they are used as palettes "
+                    "for their shots only", FUNC, ", ".join(f"{k} ({refs[k].origin})" for k in palette))
+    processor.references = propagator
+
+
+def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix: int | None = None,
+          references: dict[int, Reference] | None = None) -> tuple[vs.VideoNode, FrameProcessor]:
     """Wire ``colorizer`` into a graph on a validated ``clip``; returns the output and its callback object."""
     core = vs.core
     fmt = clip.format
@@ -228,6 +298,8 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
                          width=clip.width, height=clip.height)
     cache_size = radius + 1 + 2 * core.num_threads + 2  # frames in flight + the window: each inferred once
     processor = FrameProcessor(colorizer, plane, fallback_matrix=matrix, cache_size=cache_size)
+    if references:
+        attach_references(processor, references, work, small)
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
         out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix
@@ -252,6 +324,7 @@ def colorize(
     fp16: bool = False,
     num_streams: int = 1,
     tensorrt: bool = False,
+    references: ReferenceSpec | None = None,
 ) -> vs.VideoNode:
     """Colourize a black-and-white clip: new chroma predicted by a GAN generator, the luma kept bit for bit.
 
@@ -278,6 +351,10 @@ def colorize(
     :param fp16: half precision (CUDA only; with ORT it needs tensorrt=True).
     :param num_streams: concurrent inferences (CUDA: one stream each).
     :param tensorrt: ORT on CUDA: use the TensorRT provider (engines cached on disk).
+    :param references: colour from keyframes: ``{frame: image}`` (a path, an RGB(A) array or a one-frame colour
+        clip) or a folder of ``ref_NNNNNN.png``/``.jpg``; PNGs with alpha are strokes, filled along the luma.
+        Each shot takes its colour from its keyframes (see vs_colorgan.propagate and README, "Colour from
+        keyframes"); None: automatic colour only.
     """
     try:
         check_clip(clip)
@@ -285,13 +362,15 @@ def colorize(
                                 scene_threshold=scene_threshold, upsample_radius=upsample_radius,
                                 upsample_eps=upsample_eps, matrix=matrix, render_size=render_size,
                                 saturation=saturation)
+        refs = None if references is None else \
+            load_references(references, num_frames=clip.num_frames, width=clip.width, height=clip.height)
         settings, path = choose_backend(model=model, backend=backend, device=device, fp16=fp16,
                                         num_streams=num_streams, tensorrt=tensorrt)
         config = read_config(path)
         size = config.render_size if render_size is None else render_size
         check_render_size(size, config.size_multiple)
         colorizer = Colorizer(load_runner(settings, path), options)
-        out, _ = build(clip, colorizer, render_size=size, matrix=matrix)
+        out, _ = build(clip, colorizer, render_size=size, matrix=matrix, references=refs)
         return out
     except ColorizeError as e:
         raise vs.Error(f"{FUNC}: {e}") from None

@@ -81,6 +81,16 @@ def shrink(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, WORK_SHRINK)
 
 
+def render_luma(y: torch.Tensor) -> RenderLuma:
+    """Y' (1, 1, h, w) at render size -> :class:`RenderLuma` (stage 1; also the scene-cut measure's input, shared
+    with ``colorgan-keyframes``)."""
+    # float sources may hold NaN/inf samples (the resize spreads them to their neighbours): the network and
+    # the box filters downstream would carry one over the whole frame, so read them as black / white
+    y = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0)
+    l_norm = color.normalize_l(color.gray_to_l(y))
+    return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ColorOptions:
     """The non-backend options of the colour path (see docs/filter.md for the choice of defaults)."""
@@ -125,12 +135,7 @@ class Colorizer:
             y = torch.from_numpy(np.array(luma_render, dtype=np.float32, copy=True))
         else:
             y = luma_render.float()
-        y = y.to(self.device).reshape(1, 1, *y.shape[-2:])
-        # float sources may hold NaN/inf samples (the resize spreads them to their neighbours): the network and
-        # the box filters downstream would carry one over the whole frame, so read them as black / white
-        y = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0)
-        l_norm = color.normalize_l(color.gray_to_l(y))
-        return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+        return render_luma(y.to(self.device).reshape(1, 1, *y.shape[-2:]))
 
     def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
