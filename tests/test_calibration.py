@@ -192,8 +192,12 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     assert record["photos"] == 4 and len(record["candidates"]) == 2 * len(cal.GAINS) * len(cal.TAU_FACTORS)
     chosen = record["chosen"]
     assert (cfg.chroma_gain, cfg.confidence_tau, cfg.render_size) == (chosen["chroma_gain"], chosen["confidence_tau"], chosen["render_size"])
-    eligible = [r for r in record["candidates"] if r["colourfulness_ratio"] >= 0.4] or record["candidates"]
-    assert chosen["dpsnr"] == max(r["dpsnr"] for r in eligible)
+    eligible = [r for r in record["candidates"] if r["dpsnr"] >= -0.5]
+    if eligible:  # the most colourful within 0.5 dB of gray
+        assert chosen["dpsnr"] >= -0.5
+        assert round(chosen["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in eligible)
+    else:
+        assert chosen["dpsnr"] == max(r["dpsnr"] for r in record["candidates"])
     assert "<- chosen" in capsys.readouterr().out
     # the written model runs in the filter with its calibration
     clip = clip_from(gray_frames(2, 96, 64))
@@ -201,3 +205,16 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     # bad input: a folder with no generator
     assert cal.main([str(tmp_path / "data"), "--out", str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_choose_is_the_most_colourful_within_the_psnr_bound():
+    from vs_colorgan.training.calibrate import choose
+
+    rows = [
+        {"render_size": 128, "dpsnr": 0.2, "colourfulness_ratio": 0.05},  # best PSNR: nearly gray
+        {"render_size": 192, "dpsnr": -0.4, "colourfulness_ratio": 0.30},  # the most colour within 0.5 dB
+        {"render_size": 192, "dpsnr": -0.9, "colourfulness_ratio": 0.45},  # more colour, too far below gray
+    ]
+    assert choose(rows, 0.5) is rows[1]
+    assert choose(rows, 1.0) is rows[2]
+    assert choose([r for r in rows if r["dpsnr"] < -0.5], 0.5) is rows[2]  # none within: the best PSNR
