@@ -13,12 +13,12 @@ import vapoursynth as vs
 import vs_colorgan
 from vs_colorgan.export.graphs import VsmlrtGraph
 from vs_colorgan.export.onnx_export import export_onnx
-from test_export_vsmlrt import clip_of, photo_frames, planes
-from test_filter import RS, clip_from, gray_frames, tiny_generator
+from test_export_vsmlrt import planes
 from vs_colorgan.training import losses
 from vs_colorgan.training.augment import film_degrade
 from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
 from vs_colorgan.networks import build_generator, calibrate
+from conftest import RS, frames_clip, gray_frames, photo_frames, tiny_generator
 
 core = vs.core
 torch.set_num_threads(1)
@@ -88,7 +88,7 @@ def test_confidence_model_in_both_backends(tmp_path):
     save_generator(tmp_path / "cal.safetensors", confident_generator(0.8, 0.1), cfg)
     export_onnx(confident_generator(0.8, 0.1), cfg, tmp_path / "cal.onnx")
     assert read_config(tmp_path / "cal.onnx") == cfg
-    clip = clip_from(gray_frames(4, 96, 64))
+    clip = frames_clip(gray_frames(4, 96, 64))
     torch_out = vs_colorgan.colorize(clip, model=str(tmp_path / "cal.safetensors"), backend="torch")
     ort_out = vs_colorgan.colorize(clip, model=str(tmp_path / "cal.onnx"), backend="ort")
     raw_out = vs_colorgan.colorize(clip, model=str(tmp_path / "raw.safetensors"), backend="torch")
@@ -102,7 +102,7 @@ def test_confidence_model_in_the_vsmlrt_export(tmp_path):
     model = confident_generator(0.8, 0.1)
     cfg = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True, chroma_gain=0.8, confidence_tau=0.1)
     export_onnx(model, cfg, tmp_path / "v.onnx", target="vsmlrt")
-    gray = clip_of(photo_frames(96, 64)[:1])
+    gray = frames_clip(photo_frames(96, 64)[:1])
     got = planes(core.ort.Model(gray, network_path=str(tmp_path / "v.onnx"), provider="CPU").get_frame(0))
     with torch.inference_mode():
         want = VsmlrtGraph(model, cfg)(torch.from_numpy(np.asarray(gray.get_frame(0)[0]).copy())[None, None])[0].numpy()
@@ -120,7 +120,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def test_saturation(tiny_model):
-    clip = clip_from(gray_frames(3, 96, 64))
+    clip = frames_clip(gray_frames(3, 96, 64))
     for fmt in (vs.YUV420P8, vs.YUV444PS):
         src = core.resize.Point(clip, format=fmt)
         gray = vs_colorgan.colorize(src, model=str(tiny_model), saturation=0)
@@ -200,7 +200,7 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
         assert chosen["dpsnr"] == max(r["dpsnr"] for r in record["candidates"])
     assert "<- chosen" in capsys.readouterr().out
     # the written model runs in the filter with its calibration
-    clip = clip_from(gray_frames(2, 96, 64))
+    clip = frames_clip(gray_frames(2, 96, 64))
     assert vs_colorgan.colorize(clip, model=str(out)).get_frame(0)
     # bad input: a folder with no generator
     assert cal.main([str(tmp_path / "data"), "--out", str(tmp_path / "x.safetensors")]) == 2

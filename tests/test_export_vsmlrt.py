@@ -24,7 +24,8 @@ import vs_colorgan
 from vs_colorgan.export.graphs import VsmlrtGraph
 from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan.model_io import ModelConfig
-from vs_colorgan.networks import build_generator
+
+from conftest import frames_clip, photo_frames, trained_like
 
 core = vs.core
 RAW_TOL = (0.04, 0.3)  # (mean, max), sRGB [0, 1]
@@ -36,45 +37,10 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def trained_like(arch: str, seed: int = 0) -> torch.nn.Module:
-    """A random generator whose output layer is rescaled so that its colours are about as saturated as
-    a trained one's (mean |ab_norm| ~ 0.1, about 11 a*b* units) rather than fresh weights' arbitrary
-    0.02 ... 0.4 (garish or nearly gray, depending on the architecture)."""
-    torch.manual_seed(seed)
-    model = build_generator(arch, width=8).eval()
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-    l_norm = torch.from_numpy(photo_frames(96, 64)[0])[None, None] * 2.0 - 1.0
-    with torch.no_grad():
-        for _ in range(3):  # tanh is nearly linear here: a few rescalings converge
-            gain = 0.1 / float(model(l_norm).abs().mean())
-            last.weight.mul_(gain)
-            last.bias.mul_(gain)
-    return model
 
 
-def photo_frames(width: int, height: int) -> list[np.ndarray]:
-    """Three real photographs (skimage.data) as gamma-encoded gray (BT.601 luma) frames in [0, 1]."""
-    import skimage.data
-    import skimage.transform
-
-    frames = []
-    for name in ("astronaut", "coffee", "chelsea"):
-        rgb = getattr(skimage.data, name)() / 255.0
-        y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-        frames.append(skimage.transform.resize(y, (height, width), anti_aliasing=True).astype(np.float32))
-    return frames
 
 
-def clip_of(frames: list[np.ndarray]) -> vs.VideoNode:
-    h, w = frames[0].shape
-    blank = core.std.BlankClip(width=w, height=h, format=vs.GRAYS, length=len(frames))
-
-    def put(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.copyto(np.asarray(out[0]), frames[n])
-        return out
-
-    return core.std.ModifyFrame(blank, blank, put)
 
 
 def planes(frame: vs.VideoFrame) -> np.ndarray:
@@ -95,7 +61,7 @@ def test_core_ort_model_runs_the_file_as_is(tmp_path, arch):
     model, cfg, _, vsmlrt = export_pair(tmp_path, arch)
     graph = VsmlrtGraph(model, cfg)
     for width, height in [(128, 96), (101, 67), (64, 200)]:  # sizes that are multiples of nothing too
-        gray = clip_of(photo_frames(width, height)[:1])
+        gray = frames_clip(photo_frames(width, height)[:1])
         rgb = core.ort.Model(gray, network_path=str(vsmlrt), provider="CPU")
         assert (rgb.format.id, rgb.width, rgb.height) == (vs.RGBS, width, height)
         got = planes(rgb.get_frame(0))
@@ -108,7 +74,7 @@ def test_core_ort_model_runs_the_file_as_is(tmp_path, arch):
 def test_core_ort_model_gray8_recipe(tmp_path):
     """docs/export.md: an 8-bit gray clip -> GRAYS (limited range expanded by zimg) -> RGBS -> RGB24."""
     _, _, _, vsmlrt = export_pair(tmp_path, "unet")
-    src = core.resize.Point(clip_of(photo_frames(96, 64)), format=vs.GRAY8, range_s="limited")
+    src = core.resize.Point(frames_clip(photo_frames(96, 64)), format=vs.GRAY8, range_s="limited")
     gray = core.resize.Point(src, format=vs.GRAYS)
     rgb24 = core.resize.Point(core.ort.Model(gray, network_path=str(vsmlrt)), format=vs.RGB24)
     f = planes(rgb24.get_frame(1)).astype(np.int32)
@@ -121,7 +87,7 @@ def filter_and_vsmlrt(tmp_path: Path, arch: str) -> tuple[vs.VideoNode, vs.Video
     (docs/export.md recipe); vs-mlrt exported with --matrix 170m."""
     model, cfg, native, vsmlrt = export_pair(tmp_path, arch)
     export_onnx(model, cfg, tmp_path / "vsmlrt_170m.onnx", target="vsmlrt", matrix=6)
-    gray = core.std.SetFrameProps(clip_of(photo_frames(128, 96)), _Matrix=6)  # tagged, like a real source
+    gray = core.std.SetFrameProps(frames_clip(photo_frames(128, 96)), _Matrix=6)  # tagged, like a real source
     filtered = vs_colorgan.colorize(gray, model=str(native), backend="ort", temporal_radius=0)
     filtered = core.resize.Point(filtered, format=vs.RGBS)  # matrix from the frames' _Matrix
     # core.ort.Model copies the input frames' properties: an RGB frame must not keep a YUV _Matrix

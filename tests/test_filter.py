@@ -13,51 +13,21 @@ import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
-from skimage import data
-from skimage.color import rgb2gray
-from skimage.transform import resize
 
 from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan import colorize
 from vs_colorgan.backends import choose_backend
 from vs_colorgan.model_io import ModelConfig, save_generator
-from vs_colorgan.networks import build_generator
+
 from vs_colorgan.pipeline import ColorOptions, Colorizer
+from conftest import RS, frames_clip, gray_frames, tiny_generator, save_tiny_model
 
 torch.set_num_threads(1)
 core = vs.core
-RS = 64  # the smallest render size: fast tests
 
 
-def tiny_generator(seed: int = 0) -> torch.nn.Module:
-    """An untrained width-8 U-Net whose colours vary with the picture, about as much as a trained one's."""
-    torch.manual_seed(seed)
-    model = build_generator("unet", width=8).eval()
-    with torch.no_grad():
-        for m in model.modules():  # untrained batch norm maps everything to nearly one colour
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.2, 1.0)
-        # calibrate the last convolution on a real picture: pre-tanh mean 0, std 0.3 (|a|, |b| ~ 30)
-        gray = torch.tensor(rgb2gray(data.astronaut()), dtype=torch.float32)[None, None]
-        l_norm = torch.nn.functional.interpolate(gray, size=(64, 96), mode="area") * 2 - 1
-        conv = model.out[0]
-        features = {}
-        hook = conv.register_forward_hook(lambda mod, args, out: features.update(pre=out))
-        model(l_norm)
-        hook.remove()
-        mean, std = features["pre"].mean(dim=(0, 2, 3)), features["pre"].std(dim=(0, 2, 3))
-        conv.weight.mul_((0.3 / std).view(-1, 1, 1, 1))
-        conv.bias.sub_(mean).mul_(0.3 / std)
-    return model
 
 
-def save_tiny_model(folder: Path) -> Path:
-    """:func:`tiny_generator` saved in ``folder`` as ``g.safetensors`` with its ``g.onnx`` sibling (same stem)."""
-    net, config = tiny_generator(), ModelConfig(arch="unet", width=8, render_size=RS)
-    save_generator(folder / "g.safetensors", net, config)
-    export_onnx(net, config, folder / "g.onnx")
-    return folder / "g.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -66,29 +36,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
-def gray_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
-    """A slow pan over the astronaut, with a little grain: uint8 (height, width) frames."""
-    rng = np.random.default_rng(seed)
-    base = resize(rgb2gray(data.astronaut()), (height + 8, width + count + 8), anti_aliasing=True) * 255
-    out = []
-    for i in range(count):
-        crop = base[4:4 + height, i:i + width] + rng.normal(0, 2.0, (height, width))
-        out.append(np.clip(np.rint(crop), 0, 255).astype(np.uint8))
-    return out
 
 
-def clip_from(frames: list[np.ndarray], **props) -> vs.VideoNode:
-    """A GRAY8 clip whose frame n is ``frames[n]`` (with ``props`` set on every frame)."""
-    h, w = frames[0].shape
-    blank = core.std.BlankClip(format=vs.GRAY8, width=w, height=h, length=len(frames), fpsnum=24, fpsden=1)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.copyto(np.asarray(out[0]), frames[n])
-        out.props.update(props)
-        return out
-
-    return core.std.ModifyFrame(blank, blank, fill)
 
 
 def planes(frame: vs.VideoFrame) -> list[np.ndarray]:
@@ -97,7 +46,7 @@ def planes(frame: vs.VideoFrame) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def gray8() -> vs.VideoNode:
-    return clip_from(gray_frames(3, 96, 64))
+    return frames_clip(gray_frames(3, 96, 64))
 
 
 FORMATS = [
@@ -140,7 +89,7 @@ def test_rgb_in_rgb_out_with_the_same_luma(model: Path, gray8: vs.VideoNode, fmt
 
 
 def test_props_are_set_and_passed_through(model: Path) -> None:
-    src = core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.YUV420P10)
+    src = core.resize.Point(frames_clip(gray_frames(1, 96, 64)), format=vs.YUV420P10)
     tagged = core.std.SetFrameProps(src, _Matrix=1, _Transfer=4, _Primaries=1, _ChromaLocation=2)
     o = colorize(tagged, model=model, backend="torch").get_frame(0)
     assert (o.props["_Matrix"], o.props["_Transfer"], o.props["_Primaries"], int(o.props["_Range"])) == (1, 4, 1, 0)
@@ -148,7 +97,7 @@ def test_props_are_set_and_passed_through(model: Path) -> None:
     assert colorize(src, model=model, matrix=9).get_frame(0).props["_Matrix"] == 9  # fallback for untagged frames
     assert colorize(tagged, model=model, matrix=9).get_frame(0).props["_Matrix"] == 1  # tags win
     # a GRAY plane taken from an RGB clip carries _Matrix=0: no statement about YCbCr, the default applies
-    from_rgb = core.std.ShufflePlanes(core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.RGB24), 1, vs.GRAY)
+    from_rgb = core.std.ShufflePlanes(core.resize.Point(frames_clip(gray_frames(1, 96, 64)), format=vs.RGB24), 1, vs.GRAY)
     assert from_rgb.get_frame(0).props["_Matrix"] == 0
     assert colorize(from_rgb, model=model).get_frame(0).props["_Matrix"] == 6
     # HD frames without a matrix get BT.709 and its transfer and primaries
@@ -162,7 +111,7 @@ def _rgb(clip: vs.VideoNode) -> np.ndarray:
 
 def test_range_is_honoured(model: Path) -> None:
     """One picture coded in limited and in full range colourizes to the same RGB."""
-    gray = core.std.SetFrameProps(clip_from(gray_frames(1, 96, 64)), _Range=1)  # 0..255 is the whole range
+    gray = core.std.SetFrameProps(frames_clip(gray_frames(1, 96, 64)), _Range=1)  # 0..255 is the whole range
     limited = colorize(core.resize.Point(gray, format=vs.YUV420P10, range=0), model=model)
     full = colorize(core.resize.Point(gray, format=vs.YUV420P10, range=1), model=model)
     assert int(limited.get_frame(0).props["_Range"]) == 0 and int(full.get_frame(0).props["_Range"]) == 1
@@ -173,7 +122,7 @@ def test_range_is_honoured(model: Path) -> None:
 def test_matrix_is_honoured(model: Path) -> None:
     """Chroma is computed for the frame's matrix: decoding with that matrix gives the predicted colour on the
     source luma, so two matrices differ by a gray offset only (R-G and B-G agree), unlike a wrong decode."""
-    src = core.resize.Point(clip_from(gray_frames(1, 96, 64)), format=vs.YUV444PS)
+    src = core.resize.Point(frames_clip(gray_frames(1, 96, 64)), format=vs.YUV444PS)
     sd = colorize(src, model=model)  # untagged SD: SMPTE 170M
     hd = colorize(core.std.SetFrameProps(src, _Matrix=1), model=model)
     misread = core.std.SetFrameProps(hd, _Matrix=6)
@@ -189,7 +138,7 @@ def test_matrix_is_honoured(model: Path) -> None:
 @pytest.mark.parametrize(("width", "height", "fmt"), [(721, 403, vs.GRAY8), (721, 403, vs.YUV444P8),
                                                       (16, 16, vs.YUV420P8), (16, 40, vs.GRAY16), (402, 16, vs.YUV422P8)])
 def test_odd_and_tiny_sizes(model: Path, width: int, height: int, fmt: int) -> None:
-    src = core.resize.Bicubic(clip_from(gray_frames(2, width, height)), format=fmt)
+    src = core.resize.Bicubic(frames_clip(gray_frames(2, width, height)), format=fmt)
     out = colorize(src, model=model, backend="torch")
     f = out.get_frame(1)
     assert (f.width, f.height) == (width, height)
@@ -457,7 +406,7 @@ def test_render_grid_long_side_is_bounded() -> None:
 
 
 def test_extreme_aspect_ratio_renders(model: Path) -> None:
-    src = core.resize.Bicubic(clip_from(gray_frames(1, 4000, 16)), format=vs.GRAY8)
+    src = core.resize.Bicubic(frames_clip(gray_frames(1, 4000, 16)), format=vs.GRAY8)
     f = colorize(src, model=model, backend="torch", temporal_radius=0).get_frame(0)
     assert (f.width, f.height) == (4000, 16)
     assert np.array_equal(np.asarray(f[0]), np.asarray(src.get_frame(0)[0]))

@@ -18,10 +18,11 @@ from skimage import data
 from skimage.color import rgb2gray
 from skimage.transform import resize
 
-from test_filter import RS, clip_from, gray_frames, save_tiny_model  # plain helpers, not fixtures
 from vs_colorgan import colorize
 from vs_colorgan.filter import build
 from vs_colorgan.pipeline import ColorOptions, Colorizer
+
+from conftest import RS, frames_clip, gray_frames, save_tiny_model
 
 torch.set_num_threads(1)
 core = vs.core
@@ -59,7 +60,7 @@ def render(clip: vs.VideoNode, frames: list[int] | range) -> dict[int, bytes]:
 
 
 def test_random_order_and_chunks_equal_the_sequential_render(model: Path) -> None:
-    src = core.resize.Bicubic(clip_from(two_scenes(50, 50)), format=vs.YUV420P8)
+    src = core.resize.Bicubic(frames_clip(two_scenes(50, 50)), format=vs.YUV420P8)
     sequential = render(colorize(src, model=model, backend="torch"), range(100))
     # all 100 requests in flight at once, shuffled, on 2 threads, through a fresh filter instance
     fresh = colorize(src, model=model, backend="torch")
@@ -81,10 +82,10 @@ SCRIPT = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
 import vapoursynth as vs
-from test_filter import clip_from
 from test_filter_temporal import two_scenes
 import vs_colorgan
-clip = vs.core.resize.Bicubic(clip_from(two_scenes(12, 12)), format=vs.YUV420P8)
+from conftest import frames_clip
+clip = vs.core.resize.Bicubic(frames_clip(two_scenes(12, 12)), format=vs.YUV420P8)
 vs_colorgan.colorize(clip, model={model!r}).set_output()
 """
 
@@ -104,13 +105,13 @@ def test_vspipe_chunk_equals_the_whole_and_stdout_is_only_video(model: Path, tmp
     frame_size = 96 * 64 * 3 // 2
     chunk = vspipe("-s", "9", "-e", "16")  # a separate process renders frames 9..16 only
     assert len(chunk) == 8 * frame_size  # nothing but the frames on stdout
-    clip = core.resize.Bicubic(clip_from(two_scenes(12, 12)), format=vs.YUV420P8)
+    clip = core.resize.Bicubic(frames_clip(two_scenes(12, 12)), format=vs.YUV420P8)
     whole = render(colorize(clip, model=model), range(24))  # the whole clip, sequentially, here
     assert chunk == b"".join(whole[n] for n in range(9, 17))
 
 
 def test_scene_cut_resets_the_smoothing(model: Path) -> None:
-    src = core.resize.Bicubic(clip_from(two_scenes(10, 10)), format=vs.YUV420P8)
+    src = core.resize.Bicubic(frames_clip(two_scenes(10, 10)), format=vs.YUV420P8)
     smooth = render(colorize(src, model=model, temporal_radius=3), range(20))
     per_frame = render(colorize(src, model=model, temporal_radius=0), range(20))
     assert smooth[10] == per_frame[10], "the first frame after a cut is its own per-frame colour"
@@ -123,14 +124,14 @@ def test_scene_cut_resets_the_smoothing(model: Path) -> None:
 
 def test_scene_change_props_win_over_detection(model: Path) -> None:
     frames = static_frames(8, 96, 64, rgb2gray(data.astronaut()), seed=3)
-    src = core.resize.Bicubic(clip_from(frames), format=vs.YUV420P8)
+    src = core.resize.Bicubic(frames_clip(frames), format=vs.YUV420P8)
     tagged = core.std.SetFrameProps(src, _SceneChangePrev=0)
     tagged = tagged[:5] + core.std.SetFrameProps(tagged[5:], _SceneChangePrev=1)[0] + tagged[6:]
     smooth = render(colorize(tagged, model=model, temporal_radius=2), range(8))
     per_frame = render(colorize(tagged, model=model, temporal_radius=0), range(8))
     assert smooth[5] == per_frame[5] and smooth[4] != per_frame[4] and smooth[6] != per_frame[6]
     # a visual cut the props deny is not a cut
-    cut = core.resize.Bicubic(clip_from(two_scenes(4, 4)), format=vs.YUV420P8)
+    cut = core.resize.Bicubic(frames_clip(two_scenes(4, 4)), format=vs.YUV420P8)
     denied = core.std.SetFrameProps(cut, _SceneChangePrev=0)
     assert render(colorize(denied, model=model), [4]) != render(colorize(denied, model=model, temporal_radius=0), [4])
 
@@ -148,12 +149,12 @@ def test_smoothing_reduces_flicker_on_a_static_shot(model: Path) -> None:
 
     assert flicker(blended) < 0.6 * flicker(raw[3:]), (flicker(blended), flicker(raw[3:]))
     # and at the filter's output the smoothing changes the chroma of a static shot
-    src = core.resize.Bicubic(clip_from(frames), format=vs.YUV444P16)
+    src = core.resize.Bicubic(frames_clip(frames), format=vs.YUV444P16)
     assert render(colorize(src, model=model), [5]) != render(colorize(src, model=model, temporal_radius=0), [5])
 
 
 def test_cache_stays_bounded_and_each_frame_is_inferred_once(model: Path) -> None:
-    src = core.resize.Bicubic(clip_from(static_frames(300, 32, 32, data.camera() / 255.0, seed=5)), format=vs.YUV420P8)
+    src = core.resize.Bicubic(frames_clip(static_frames(300, 32, 32, data.camera() / 255.0, seed=5)), format=vs.YUV420P8)
     colorizer = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=3))
     out, processor = build(src, colorizer, render_size=RS)
     window = []
@@ -176,7 +177,7 @@ def test_long_render_keeps_no_more_predictions_alive_than_the_cache_bound(model:
     from vs_colorgan import filter as vf
 
     frames = 5 * vf.TRIM_EVERY + 10
-    src = core.resize.Bicubic(clip_from(gray_frames(frames, 32, 32, seed=3)), format=vs.YUV420P8)
+    src = core.resize.Bicubic(frames_clip(gray_frames(frames, 32, 32, seed=3)), format=vs.YUV420P8)
     colorizer = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=3))
     made: list[weakref.ref] = []
     predict, preprocess = colorizer.predict, colorizer.preprocess

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import vapoursynth as vs
-from skimage import data
 
-from test_filter import save_tiny_model  # plain helper, not a fixture
 from vs_colorgan import colorize
 from vs_colorgan.scribble import fill_from_strokes
+from conftest import frames_clip, gray_clip, chroma, expected_chroma, pan_frames, save_tiny_model
 
 core = vs.core
 W, H = 96, 64
@@ -24,29 +23,10 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
-def pan_frames(count: int, *, dx: int = 2, dy: int = 1, photo: np.ndarray | None = None) -> list[np.ndarray]:
-    """``count`` uint8 RGB frames (H, W, 3): a window moving (dx, dy) pixels a frame over a photograph."""
-    photo = data.coffee() if photo is None else photo
-    small = cv2.resize(photo, (300, 200), interpolation=cv2.INTER_AREA)
-    return [np.ascontiguousarray(small[20 + dy * n:20 + dy * n + H, 30 + dx * n:30 + dx * n + W]) for n in range(count)]
 
 
-def rgb_clip(frames: list[np.ndarray]) -> vs.VideoNode:
-    blank = core.std.BlankClip(format=vs.RGB24, width=frames[0].shape[1], height=frames[0].shape[0],
-                               length=len(frames))
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), frames[n][..., p])
-        return out
-
-    return core.std.ModifyFrame(blank, blank, fill)
 
 
-def gray_clip(frames: list[np.ndarray]) -> vs.VideoNode:
-    """The frames' luma (SMPTE 170M, limited range) as GRAY8: the black-and-white input."""
-    return core.std.SetFrameProps(core.resize.Bicubic(rgb_clip(frames), format=vs.GRAY8, matrix_s="170m"), _Matrix=6)
 
 
 def rgb_of(frame: vs.VideoFrame) -> np.ndarray:
@@ -57,15 +37,8 @@ def to_rgb(clip: vs.VideoNode) -> vs.VideoNode:
     return core.resize.Point(clip, format=vs.RGB24)
 
 
-def chroma(frame: vs.VideoFrame) -> np.ndarray:
-    """Cb, Cr planes (h, w, 2) as signed values around 128."""
-    return np.dstack([np.asarray(frame[1]).astype(np.int32) - 128, np.asarray(frame[2]).astype(np.int32) - 128])
 
 
-def expected_chroma(rgb: np.ndarray) -> np.ndarray:
-    """Cb, Cr of an RGB image through zimg (the values a keyframe should carry)."""
-    yuv = core.resize.Point(rgb_clip([rgb]), format=vs.YUV444P8, matrix_s="170m").get_frame(0)
-    return chroma(yuv)
 
 
 def error_of(clip: vs.VideoNode, model: Path, references) -> str:
@@ -107,8 +80,8 @@ def test_folder_path_array_and_clip_forms_agree(model: Path, tmp_path: Path) -> 
     by_str = colorize(gray, model=str(model), references=str(folder))
     by_path = colorize(gray, model=str(model), references={3: folder / "ref_000003.png"})
     by_array = colorize(gray, model=str(model), references={3: frames[3]})
-    by_clip = colorize(gray, model=str(model), references={3: rgb_clip([frames[3]])})
-    yuv_ref = core.resize.Bicubic(rgb_clip([frames[3]]), format=vs.YUV444P16, matrix_s="709")
+    by_clip = colorize(gray, model=str(model), references={3: frames_clip([frames[3]])})
+    yuv_ref = core.resize.Bicubic(frames_clip([frames[3]]), format=vs.YUV444P16, matrix_s="709")
     by_yuv_clip = colorize(gray, model=str(model), references={3: yuv_ref})
     for n in range(5):
         a = chroma(by_folder.get_frame(n))
@@ -256,7 +229,7 @@ def test_bad_references_name_the_file_and_frame(model: Path, files: dict[str, Pa
         "transparent": {0: files["transparent"]}, "empty": files["empty"], "dupes": files["dupes"],
         "not_a_folder": "/nowhere/refs", "empty_dict": {}, "wrong_type": [frame], "str_key": {"3": frame},
         "bad_value": {0: 7}, "bad_shape": {0: frame[..., 0]}, "bad_dtype": {0: frame.astype(np.int64)},
-        "bad_range": {0: frame.astype(np.float32)}, "long_clip": {0: rgb_clip([frame, frame])},
+        "bad_range": {0: frame.astype(np.float32)}, "long_clip": {0: frames_clip([frame, frame])},
         "gray_clip": {0: core.std.BlankClip(format=vs.GRAY8, width=W, height=H, length=1)},
     }[case]
     message = error_of(gray, model, references)

@@ -10,10 +10,9 @@ import pytest
 import vapoursynth as vs
 from skimage import data
 
-from test_filter import save_tiny_model  # plain helper, not a fixture
-from test_references import gray_clip, pan_frames
 from vs_colorgan import colorize
 from vs_colorgan.keyframes import export_keyframes, main
+from conftest import gray_clip, pan_frames, save_tiny_model
 
 core = vs.core
 

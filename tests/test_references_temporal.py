@@ -17,10 +17,10 @@ import pytest
 import vapoursynth as vs
 from skimage import data
 
-from test_filter import save_tiny_model  # plain helper, not a fixture
-from test_references import chroma, expected_chroma, gray_clip, pan_frames
 from vs_colorgan import colorize
 from vs_colorgan.propagate import ReferencePropagator
+
+from conftest import chroma, expected_chroma, gray_clip, pan_frames, save_tiny_model
 
 core = vs.core
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,9 +154,9 @@ SCRIPT = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
 import vapoursynth as vs
-from test_references import gray_clip
 from test_references_temporal import two_shots
 import vs_colorgan
+from conftest import gray_clip
 frames = two_shots()
 clip = vs.core.resize.Bicubic(gray_clip(frames), format=vs.YUV420P8)
 vs_colorgan.colorize(clip, model={model!r}, references={{3: frames[3], 30: frames[30]}}).set_output()

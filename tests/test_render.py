@@ -16,10 +16,10 @@ import vapoursynth as vs
 
 av = pytest.importorskip("av")
 
-from test_filter import save_tiny_model  # noqa: E402  (a plain helper, not a fixture)
 
 from vs_colorgan import colorize  # noqa: E402
 from vs_colorgan.render import main  # noqa: E402
+from conftest import save_tiny_model
 
 core = vs.core
 W, H, N, FPS = 96, 64, 12, 10

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -22,24 +21,11 @@ from vs_colorgan.training.options import PRESET_VALUES, TrainOptions, resolve
 from vs_colorgan.training.setups import GANSetup, lr_at
 from vs_colorgan.training.train import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_OK, train
 from vs_colorgan.model_io import load_generator, read_config
+from conftest import TINY, make_images, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(width=8, d_width=8, image_size=64, batch_size=2, threads=1, val_batches=1, log_every=1)
 
 
-def make_images(folder: Path, n: int = 8, seed: int = 0) -> Path:
-    """Colourful, textured little 'photographs' (gradients + noise), 80x96."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[0:80, 0:96] / 96.0
-    for i in range(n):
-        c = rng.random(6)
-        rgb = np.stack([c[0] * x + c[1] * y, c[2] * (1 - x) + c[3] * y, c[4] * x * y + c[5] * (1 - y)], -1)
-        rgb = np.clip(rgb / max(rgb.max(), 1e-6) + rng.normal(0, 0.05, rgb.shape), 0, 1)
-        Image.fromarray((rgb * 255).astype(np.uint8)).save(folder / f"img{i}.png")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -195,8 +181,6 @@ def test_colorization_net_updates_d_on_the_paper_schedule(data_dir, tmp_path):
 # ---- resume
 
 
-def _state(setup) -> dict[str, torch.Tensor]:
-    return {**{f"g.{k}": v for k, v in setup.generator.state_dict().items()}, **{f"d.{k}": v for k, v in setup.nets["d"].state_dict().items()}}
 
 
 def test_resume_is_exact(data_dir, tmp_path):
@@ -207,7 +191,7 @@ def test_resume_is_exact(data_dir, tmp_path):
     assert first.step == 3 and checkpoint.read_record(tmp_path / "b")["step"] == 3
     resumed = train(opts_for("unet", data_dir, tmp_path / "b", **kw), resume=True)
     assert resumed.step == 5
-    a, b = _state(straight.setup), _state(resumed.setup)
+    a, b = state_tensors(straight.setup), state_tensors(resumed.setup)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k

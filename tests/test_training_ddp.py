@@ -5,10 +5,10 @@ import os
 
 import torch
 
-from test_training import TINY, _state, make_images
 from vs_colorgan.training import checkpoint
 from vs_colorgan.training.options import resolve
 from vs_colorgan.training.train import EXIT_OK, train
+from conftest import TINY, make_images, state_tensors
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, result_dir: str) -> None:
@@ -19,7 +19,7 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, result_di
     assert res.code == EXIT_OK
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in _state(res.setup).items()}, os.path.join(result_dir, f"rank{rank}.safetensors"))
+    save_file({k: v.contiguous() for k, v in state_tensors(res.setup).items()}, os.path.join(result_dir, f"rank{rank}.safetensors"))
 
 
 def test_ddp_two_processes_stay_in_sync(tmp_path):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_training import TINY, make_images  # plain helpers, not fixtures
 from vs_colorgan.training.cli import main as train_main
 from vs_colorgan.training.options import PRESET_VALUES, resolve
+from conftest import TINY, make_images
 
 
 def test_short_run_scales_the_pretraining_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
