@@ -93,7 +93,19 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     for name in FILMS:
         write_film(d / name)
+    write_reference(d / "refs" / "ref_000000.png")
     return d
+
+
+def write_reference(path: Path, w: int = 128, h: int = 96) -> None:
+    """Step 2 of the keyframe workflow, done here: frame 0 of :func:`write_film` coloured (warm left, cool right)."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:h, 0:w]
+    gray = (40 + 150 * x / w)
+    rgb = np.stack([gray + 30 * (x < w / 2), gray, gray + 30 * (x >= w / 2)], -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
 
 
 def _shims(folder: Path) -> str:
