@@ -5,10 +5,12 @@ arguments, inside other helpers, or from scripts that vspipe runs in another pro
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 import vapoursynth as vs
 from skimage import data
@@ -164,3 +166,20 @@ def state_tensors(setup) -> dict[str, torch.Tensor]:
     """Every tensor of a training set-up's generator and discriminator, by name (to compare two runs)."""
     return {**{f"g.{k}": v for k, v in setup.generator.state_dict().items()},
             **{f"d.{k}": v for k, v in setup.nets["d"].state_dict().items()}}
+
+
+# ---- fixtures
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`save_tiny_model` in a folder of the module's own (``.safetensors`` with its ``.onnx``)."""
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def two_vs_threads() -> Iterator[None]:
+    """VapourSynth's core on 2 threads for the module (order-independence tests), restored afterwards."""
+    before = core.num_threads
+    core.num_threads = 2
+    yield
+    core.num_threads = before

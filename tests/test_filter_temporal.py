@@ -7,7 +7,6 @@ import random
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +21,19 @@ from vs_colorgan import colorize
 from vs_colorgan.filter import build
 from vs_colorgan.pipeline import ColorOptions, Colorizer
 
-from conftest import RS, frames_clip, gray_frames, save_tiny_model
+from conftest import RS, frames_clip, gray_frames
 
 torch.set_num_threads(1)
 core = vs.core
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.usefixtures("two_vs_threads")
+
+
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def two_threads() -> Iterator[None]:
-    before = core.num_threads
-    core.num_threads = 2
-    yield
-    core.num_threads = before
+def model(tiny_model_file: Path) -> Path:
+    return tiny_model_file
 
 
 def static_frames(count: int, width: int, height: int, image: np.ndarray, seed: int) -> list[np.ndarray]:

@@ -9,7 +9,6 @@ import random
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +19,18 @@ from skimage import data
 from vs_colorgan import colorize
 from vs_colorgan.propagate import ReferencePropagator
 
-from conftest import chroma, expected_chroma, gray_clip, pan_frames, save_tiny_model
+from conftest import chroma, expected_chroma, gray_clip, pan_frames
 
 core = vs.core
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.usefixtures("two_vs_threads")
+
+
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def two_threads() -> Iterator[None]:
-    before = core.num_threads
-    core.num_threads = 2
-    yield
-    core.num_threads = before
+def model(tiny_model_file: Path) -> Path:
+    return tiny_model_file
 
 
 def two_shots() -> list[np.ndarray]:

@@ -28,7 +28,7 @@ import torch
 import vapoursynth as vs
 
 from .errors import ColorizeError
-from .formats import check_matrix, quantize_chroma, resolve_colorimetry
+from .formats import FrameColorimetry, check_matrix, quantize_chroma, resolve_colorimetry
 from .model_io import ModelFileError, read_config
 from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer, RenderLuma, render_shape
 from .backends import choose_backend, load_runner
@@ -197,12 +197,7 @@ class FrameProcessor:
         c, p = self.colorizer, self.plane
         render, ab = self.automatic(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
-        props = frame.props
-        cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
-                                 fallback_matrix=self.fallback_matrix, gray=p.gray)
-        guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
-                             subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
-                             chroma_location=int(props.get("_ChromaLocation", 0)))
+        cm, guide = self.colorimetry_and_guide(frame)
         cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
                                is_float=p.is_float)
         out = frame.copy()  # shares the Y plane: it stays bit-exact
@@ -211,9 +206,8 @@ class FrameProcessor:
         out.props.update(cm.output_props())
         return out
 
-    def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
-        """Keyframe mode: chroma carried from the references (vs_colorgan.propagate), the automatic path where
-        no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
+    def colorimetry_and_guide(self, frame: vs.VideoFrame) -> tuple[FrameColorimetry, torch.Tensor]:
+        """The frame's colorimetry (tags read, defaults filled) and its luma on the chroma grid (the upsampling guide)."""
         c, p = self.colorizer, self.plane
         props = frame.props
         cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
@@ -221,6 +215,13 @@ class FrameProcessor:
         guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
                              subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
                              chroma_location=int(props.get("_ChromaLocation", 0)))
+        return cm, guide
+
+    def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
+        """Keyframe mode: chroma carried from the references (vs_colorgan.propagate), the automatic path where
+        no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
+        c, p = self.colorizer, self.plane
+        cm, guide = self.colorimetry_and_guide(frame)
 
         def automatic() -> tuple[torch.Tensor, torch.Tensor]:
             render, ab = self.automatic(n, window)
