@@ -2,6 +2,7 @@
 
     colorgan-render INPUT OUTPUT [--model M] [--references DIR] [--start N --end M] [--codec h264|h265|ffv1]
                     [--crf N] [--preset P] [colorize options: --render-size, --temporal-radius, --backend ...]
+                    [--workers N | --cluster ADDRESS] [--chunk-frames K] [--allow-mixed-hardware]
 
 INPUT is decoded by VapourSynth's BestSource (``core.bs.VideoSource``), colourized by
 :func:`vs_colorgan.colorize` and encoded with PyAV (FFmpeg's libraries, bundled in the ``av`` wheel: no
@@ -19,6 +20,9 @@ filter is deterministic per frame, so chunks equal the same frames of a whole re
 codec (FFV1) the decoded chunks concatenate to the decoded whole exactly. Each chunk file starts at
 timestamp 0, has only intra frames (FFV1) or starts with a key frame (H.264/H.265), and records its first
 source frame in the container metadata (``vs_colorgan_start``), so chunks can be remuxed into one file.
+
+``--workers N`` / ``--cluster ADDRESS`` render the film in chunks on Ray (:mod:`vs_colorgan.cluster`), each
+chunk through :func:`render_range`, and stitch them; FFV1 output equals the single render's byte for byte.
 
 Exit status: 0 written; 1 rendering or encoding failed; 2 bad arguments; 130 interrupted.
 """
@@ -107,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fp16", action="store_true", help="half precision (CUDA)")
     g.add_argument("--num-streams", type=int, default=None)
     g.add_argument("--tensorrt", action="store_true", help="ORT on CUDA: TensorRT provider")
+    from .cluster import add_arguments
+
+    add_arguments(ap)
     return ap
 
 
@@ -508,6 +515,11 @@ def render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.workers is not None or args.cluster is not None:
+            from .cluster import render_cluster
+
+            render_cluster(args)
+            return 0
         return render(args)
     except RenderError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
