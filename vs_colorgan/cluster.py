@@ -32,8 +32,7 @@ import platform
 import shutil
 import signal
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,11 @@ from typing import Any
 from .render import (PROG, START_KEY, AudioCopy, RenderError, _raise_terminated, choose_codec, colorize_options,
                      muxer_options, render_range, temporary_path)
 
-# frames per GOP the chunk size is a multiple of: FFV1 writes every frame as a key frame; x264/x265 put a key
-# frame at most every 250 frames (their default keyint), and every chunk starts a closed GOP of its own
-GOP = {"ffv1": 1, "h264": 250, "h265": 250}
+# frames per GOP the chunk size K is a multiple of. FFV1 writes every frame as a key frame (GOP 1). An H.264/H.265
+# chunk is an encode of its own, so it opens with an IDR frame and its GOPs are closed: any K joins cleanly, and
+# the default K is a multiple of x264/x265's key-frame interval (250) so chunks add few key frames
+GOP = {"ffv1": 1, "h264": 1, "h265": 1}
+DEFAULT_ALIGN = {"ffv1": 1, "h264": 250, "h265": 250}
 CHUNKS_PER_WORKER = 4  # default K: about this many chunks per worker, for balance and cheap retries
 MIN_CHUNK = 32  # ... but no shorter than this (each chunk re-infers up to temporal_radius frames before it)
 PLAN_VERSION = 1
@@ -63,12 +64,9 @@ def import_ray() -> Any:
         import ray
     except ImportError:
         raise ClusterError(f"--workers and --cluster render on Ray, which is not installed: {EXTRA_HINT}") from None
-    from importlib.metadata import version
-
     major, minor = (int(x) for x in ray.__version__.split(".")[:2])
     if (major, minor) < (2, 9):
         raise ClusterError(f"--workers and --cluster need ray>=2.9, this is ray {ray.__version__}: {EXTRA_HINT}")
-    del version
     return ray
 
 
@@ -225,7 +223,7 @@ def make_plan(args: argparse.Namespace, *, num_frames: int, workers: int, codec:
         raise RenderError(f"--end must be a frame of the clip (0 to {num_frames - 1}), not {end}")
     gop = GOP[codec]
     frames = end - start + 1
-    k = args.chunk_frames or default_chunk_frames(frames, workers, gop)
+    k = args.chunk_frames or default_chunk_frames(frames, workers, DEFAULT_ALIGN[codec])
     if k % gop:
         raise RenderError(f"--chunk-frames must be a multiple of {codec}'s GOP ({gop} frames), not {k}")
     key_data = {"version": PLAN_VERSION, "input": input_fingerprint(args.input), "model": model_fingerprint(args.model),
@@ -404,9 +402,10 @@ class Result:
 
     rendered: list[int]
     reused: list[int]
-    fingerprints: dict[str, list[int]]
+    fingerprints: dict[str, list[int]]  # hardware fingerprint id -> chunks
     chunk_frames: int
     plan: str
+    workers: list[dict[str, Any]]  # per chunk rendered now: the worker's host, pid and model loads so far
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -539,8 +538,9 @@ def render_cluster(args: argparse.Namespace) -> Result:
             ray.shutdown()
     print(f"{PROG}: wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB) from {len(plan.chunks)} chunks, "
           f"{len(plan.chunks) - len(reused)} rendered now", file=sys.stderr)
-    return Result(rendered=sorted(set(metas) - set(reused)), reused=reused, fingerprints=fingerprints,
-                  chunk_frames=plan.k, plan=plan.key)
+    rendered = sorted(set(metas) - set(reused))
+    return Result(rendered=rendered, reused=reused, fingerprints=fingerprints, chunk_frames=plan.k, plan=plan.key,
+                  workers=[metas[i]["worker"] for i in rendered])
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -550,13 +550,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                    help="render in chunks on an existing Ray cluster (host:6379, 'auto', or ray://host:10001); "
                         "INPUT, OUTPUT's folder and the model must be on storage every node sees")
     g.add_argument("--chunk-frames", type=int, default=None, metavar="K",
-                   help="frames per chunk, a multiple of the codec's GOP (FFV1 1, H.264/H.265 250); "
-                        "default: about 4 chunks per worker")
+                   help="frames per chunk (default: about 4 chunks per worker, at least 32 frames; for "
+                        "H.264/H.265 a multiple of 250, their key-frame interval)")
     g.add_argument("--worker-cpus", type=int, default=1, help="CPUs each chunk task holds (default 1)")
     g.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
                    help=f"times Ray reruns a chunk whose worker died (default {DEFAULT_RETRIES})")
     g.add_argument("--allow-mixed-hardware", action="store_true",
                    help="accept chunks rendered on different hardware fingerprints (their pixels may differ slightly)")
 
-
-_ = (asdict, time)
