@@ -32,6 +32,7 @@ import platform
 import shutil
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -333,8 +334,6 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     clip is and which hardware renders it."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import vapoursynth as vs
-
     from .render import prepare
 
     _install_runner_cache()
@@ -344,7 +343,6 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
     except PackageNotFoundError:
         ours = "unknown"
     fp = hardware_fingerprint(args)
-    del vs
     return {"num_frames": job.source_frames, "fps": (job.fps.numerator, job.fps.denominator),
             "fingerprint": fp, "fingerprint_id": fingerprint_id(fp), "vs_colorgan": ours}
 
@@ -406,6 +404,7 @@ class Result:
     chunk_frames: int
     plan: str
     workers: list[dict[str, Any]]  # per chunk rendered now: the worker's host, pid and model loads so far
+    seconds: dict[str, float]  # wall time of the chunk renders and of the stitch
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -498,12 +497,21 @@ def render_cluster(args: argparse.Namespace) -> Result:
         print(f"{PROG}: {args.input} -> {args.output}: frames {plan.start}-{plan.end} in {len(plan.chunks)} chunks of "
               f"{plan.k} on {workers} Ray worker{'s' if workers != 1 else ''} ({'GPU' if on_gpu else 'CPU'}), "
               f"{len(reused)} already rendered; parts in {plan.folder}", file=sys.stderr)
-        by_ref = {remote_chunk.remote(worker_args, plan, c): c for c in missing}
-        pending = list(by_ref)
+        # --workers N: at most N chunks in flight, also on a Ray that was already running with more CPUs;
+        # --cluster: all of them at once, Ray queues what the cluster cannot run yet
+        window = args.workers or len(missing)
+        queue = list(missing)
+        by_ref: dict[Any, Chunk] = {}
+        t0 = time.perf_counter()
         with tqdm(total=total, initial=sum(c.frames for c in plan.chunks if c.index in metas), unit="frame",
                   desc="colorize", file=sys.stderr, disable=args.quiet) as bar:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
+            while queue or pending:
+                while queue and len(pending) < window:
+                    chunk = queue.pop(0)
+                    ref = remote_chunk.remote(worker_args, plan, chunk)
+                    by_ref[ref] = chunk
+                    pending.append(ref)
+                ready, pending = ray.wait(pending, num_returns=1)  # Ray's completion events feed the bar
                 for ref in ready:
                     try:
                         meta = ray.get(ref)
@@ -511,10 +519,12 @@ def render_cluster(args: argparse.Namespace) -> Result:
                         raise _task_error(e) from None
                     metas[by_ref[ref].index] = meta
                     bar.update(meta["frames"])
+        seconds = {"render": time.perf_counter() - t0}
         fingerprints = _fingerprint_check(metas, args.allow_mixed_hardware)
         for stale in clear_stale_temporaries(args.output):
             print(f"{PROG}: removed {stale.name}, left by an interrupted render", file=sys.stderr)
         tmp = temporary_path(args.output)
+        t0 = time.perf_counter()
         try:
             frames = stitch(plan, args, tmp, muxer=muxer, codec=codec, fps=fps)
             if frames != total:
@@ -523,6 +533,7 @@ def render_cluster(args: argparse.Namespace) -> Result:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        seconds["stitch"] = time.perf_counter() - t0
         shutil.rmtree(plan.folder, ignore_errors=True)
     except BaseException:
         for ref in pending:  # interrupted or failed: stop the chunks still running (their parts stay for a resume)
@@ -540,7 +551,7 @@ def render_cluster(args: argparse.Namespace) -> Result:
           f"{len(plan.chunks) - len(reused)} rendered now", file=sys.stderr)
     rendered = sorted(set(metas) - set(reused))
     return Result(rendered=rendered, reused=reused, fingerprints=fingerprints, chunk_frames=plan.k, plan=plan.key,
-                  workers=[metas[i]["worker"] for i in rendered])
+                  workers=[metas[i]["worker"] for i in rendered], seconds=seconds)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
