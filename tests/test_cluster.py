@@ -279,3 +279,19 @@ def test_the_command_starts_and_stops_its_own_local_cluster(model: Path, source:
     assert "on 2 Ray workers" in proc.stderr
     assert len(decoded(out)) == 6
     assert only(tmp_path) == ["clustered.mkv"]
+
+
+def test_benchmark_prints_fps_for_each_worker_count(model: Path) -> None:
+    """benchmarks/cluster.py with tiny settings: the report's shape only (timings are never asserted)."""
+    _ray()
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cluster.py"), "--model", str(model),
+                           "--size", "96x64", "--frames", "8", "--workers", "1,2", "--chunk-frames", "4", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert [r["run"] for r in report["runs"]] == ["single", "single --threads 1", "--workers 1", "--workers 2"]
+    assert all(r["fps"] > 0 for r in report["runs"])
+    assert [r["identical"] for r in report["runs"][2:]] == [True, True]
+    assert report["ray_overhead_per_chunk_ms"] is not None and report["noop_task_ms"] > 0
