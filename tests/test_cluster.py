@@ -287,11 +287,52 @@ def test_benchmark_prints_fps_for_each_worker_count(model: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cluster.py"), "--model", str(model),
-                           "--size", "96x64", "--frames", "8", "--workers", "1,2", "--chunk-frames", "4", "--json"],
+                           "--size", "96x64", "--frames", "8", "--workers", "1,2", "--chunk-frames", "4", "--small-chunk", "2",
+                           "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    assert [r["run"] for r in report["runs"]] == ["single", "single --threads 1", "--workers 1", "--workers 2"]
+    assert [r["run"] for r in report["runs"]] == ["single", "single --threads 1", "--workers 1", "--workers 2",
+                                                   "--workers 1 --chunk-frames 2"]
     assert all(r["fps"] > 0 for r in report["runs"])
-    assert [r["identical"] for r in report["runs"][2:]] == [True, True]
-    assert report["ray_overhead_per_chunk_ms"] is not None and report["noop_task_ms"] > 0
+    assert [r["identical"] for r in report["runs"][2:]] == [True, True, True]
+    assert [r["chunks"] for r in report["runs"][2:]] == [2, 2, 4]
+    assert isinstance(report["ray_overhead_per_chunk_ms"], float) and report["noop_task_ms"] > 0
+
+
+def test_cluster_address_joins_a_running_cluster(model: Path, source: Path, tmp_path: Path) -> None:
+    """`ray start --head` (blocking, stopped by its own process id), then `--cluster HOST:PORT` as a user runs it."""
+    _ray()
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        pytest.skip(f"no ray command next to {sys.executable}")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "token"}
+    head = subprocess.Popen([str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--block",
+                             "--include-dashboard=false", "--object-store-memory=100000000", "--disable-usage-stats"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        single, clustered = tmp_path / "single.mkv", tmp_path / "clustered.mkv"
+        assert render(source, single, "--model", model) == 0
+        proc = None
+        for _ in range(3):  # the head takes a few seconds to listen on a loaded machine
+            proc = subprocess.run([sys.executable, "-m", "vs_colorgan.render", str(source), str(clustered), "--model",
+                                   str(model), "--cluster", f"127.0.0.1:{port}", "--chunk-frames", "4", "--quiet"],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0 or head.poll() is not None:
+                break
+        if head.poll() is not None:
+            pytest.skip(f"ray start --head cannot start here: {head.stdout.read()[-500:]}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "in 3 chunks of 4 on 2 Ray workers" in proc.stderr
+        assert clustered.read_bytes() == single.read_bytes()
+        assert only(tmp_path) == ["clustered.mkv", "single.mkv"]
+    finally:
+        head.terminate()  # ray start --block stops the head's processes when it is terminated
+        head.wait(timeout=120)

@@ -24,6 +24,7 @@ each as a Ray task and stitches the results; it never schedules anything itself 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -76,20 +77,21 @@ def connect(ray: Any, args: argparse.Namespace) -> bool:
     (and so must shut it down). A Ray already initialised in this process (library use, tests) is used as is."""
     if ray.is_initialized():
         return False
-    common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if args.cluster is None:
-        ray.init(address="local", num_cpus=args.workers * args.worker_cpus,
-                 object_store_memory=128 << 20, **common)
+        ray.init(address="local", num_cpus=args.workers * args.worker_cpus, object_store_memory=128 << 20,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
         return True
     try:
-        ray.init(address=args.cluster, **common)
+        ray.init(address=args.cluster, log_to_driver=False, configure_logging=False)
     except Exception as e:  # version mismatch, unreachable address: Ray's own words, with what to do
         text = str(e)
         hint = (f"; the cluster's ray and Python must be this machine's: ray {ray.__version__}, Python "
                 f"{platform.python_version()} (pip install 'ray=={ray.__version__}' on every node)"
                 if "version" in text.lower() else
                 "; is the cluster running (ray start --head on its head node) and is ADDRESS its head's "
-                "host:6379, or 'auto' on a node of it?")
+                "host:6379, or 'auto' on a node of it? A cluster with token authentication (ray start's "
+                "default in recent Ray) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token "
+                "or RAY_AUTH_TOKEN")
         raise ClusterError(f"cannot join the Ray cluster at {args.cluster!r}: {text.strip().splitlines()[0] if text.strip() else type(e).__name__}{hint}") from None
     return True
 
@@ -126,8 +128,10 @@ def model_fingerprint(model: str | None) -> dict[str, str]:
     return {p.suffix[1:]: _sha256(p) for p in (st, onnx) if p is not None}
 
 
+@functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
-    """sha256 of vs_colorgan's Python sources: workers must run the code the single render runs."""
+    """sha256 of vs_colorgan's Python sources as this process loaded them (read once: an upgrade while a worker
+    runs does not change what it runs): workers must run the code the single render runs."""
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent
     for path in sorted(root.glob("*.py")):

@@ -535,5 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m vs_colorgan.render: run the imported module's main, whose RenderError is
+    from vs_colorgan.render import main as _main  # the one vs_colorgan.cluster raises (not __main__'s copy)
+
+    raise SystemExit(_main())
