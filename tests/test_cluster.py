@@ -150,6 +150,12 @@ def test_workers_2_ffv1_is_the_single_render_byte_for_byte(ray_cluster, model: P
     # the model is loaded once per worker, not once per chunk: no worker loaded it between two of its chunks
     assert all(len(loads) == 1 for loads in loads_per_worker(result).values()), result.workers
     assert len(result.workers) == 4 and len(result.fingerprints) == 1
+    # a range of the film: the chunks cover frames 2..9 only, the file is the single render's of that range
+    assert render(source, tmp_path / "single range.mkv", "--model", model, "--start", 2, "--end", 9) == 0
+    result = cluster_render(source, tmp_path / "range.mkv", "--model", model, "--start", 2, "--end", 9, "--workers", 2,
+                            "--chunk-frames", 3)
+    assert result.rendered == [0, 1, 2]
+    assert (tmp_path / "range.mkv").read_bytes() == (tmp_path / "single range.mkv").read_bytes()
 
 
 def test_workers_2_h264_is_the_single_render_frame_for_frame(ray_cluster, model: Path, source: Path,
