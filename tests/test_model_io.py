@@ -127,7 +127,8 @@ def test_stale_temporaries_of_dead_writers_are_cleared(tmp_path: Path) -> None:
     stale = tmp_path / f".m.onnx.{int(dead.stdout)}.abc123.tmp"  # what a killed writer leaves
     live = tmp_path / f".m.onnx.{os.getpid()}.def456.tmp"  # a writer that is still at work
     other = tmp_path / ".n.onnx.1.x.tmp"
-    for p in (stale, live, other):
+    longer = tmp_path / f".m.onnx.bak.{int(dead.stdout)}.ghi789.tmp"  # m.onnx.bak's, not m.onnx's
+    for p in (stale, live, other, longer):
         p.write_bytes(b"half")
     assert clear_stale_temporaries(target) == [stale]
-    assert not stale.exists() and live.exists() and other.exists()
+    assert not stale.exists() and live.exists() and other.exists() and longer.exists()

@@ -57,6 +57,8 @@ def launch(prog: str, target: str, extra: str, argv: list[str] | None = None) ->
     return int(result or 0)
 
 
+# The tools' modules as this layout installs them (top-level training/, export/, evaluate/). When they move
+# into the vs_colorgan namespace, these four targets become "vs_colorgan.training.cli:main" and so on.
 def train(argv: list[str] | None = None) -> int:
     return launch("colorgan-train", "training.cli:main", "train", argv)
 

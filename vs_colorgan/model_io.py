@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -89,10 +89,10 @@ class ModelConfig:
             raise ModelFileError(f"{source}: the vs_colorgan metadata has no \"arch\"")
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            check, accepted = CONFIG_FIELDS[key]
-            if not check(value):
-                raise ModelFileError(f"{source}: metadata \"{key}\" must be {accepted}, not {value!r}")
-            values[key] = float(value) if isinstance(CONFIG_FIELDS[key], _Real) else value
+            rule = CONFIG_FIELDS[key]
+            if not rule.check(value):
+                raise ModelFileError(f"{source}: metadata \"{key}\" must be {rule.accepted}, not {value!r}")
+            values[key] = rule.cast(value)
         # fields that another version of this table knows but this ModelConfig does not hold yet are dropped
         names = {f.name for f in dataclasses.fields(cls)}
         cfg = cls(**{k: v for k, v in values.items() if k in names})
@@ -111,34 +111,39 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class _Real(tuple):
-    """A :data:`CONFIG_FIELDS` entry whose value is stored as a float (JSON may write 50 for 50.0)."""
+class Rule(NamedTuple):
+    """How one metadata key is checked: ``check(value)``, the words for what is accepted, and ``cast``
+    applied to a value that passed (JSON may write 50 for the float 50.0)."""
+
+    check: Callable[[Any], bool]
+    accepted: str
+    cast: Callable[[Any], Any] = lambda v: v
 
 
-def _int_in(lo: int, hi: int, *, even: bool = False) -> tuple[Callable[[Any], bool], str]:
-    return ((lambda v: _is_int(v) and lo <= v <= hi and not (even and v % 2)),
-            f"{'an even' if even else 'an'} integer from {lo} to {hi}")
+def _int_in(lo: int, hi: int, *, even: bool = False) -> Rule:
+    return Rule(lambda v: _is_int(v) and lo <= v <= hi and not (even and v % 2),
+                f"{'an even' if even else 'an'} integer from {lo} to {hi}")
 
 
-def _real_in(lo: float, hi: float, *, positive: bool = False) -> _Real:
+def _real_in(lo: float, hi: float, *, positive: bool = False) -> Rule:
     if positive:
-        return _Real(((lambda v: _is_real(v) and lo < v <= hi), f"a number above {lo:g} and at most {hi:g}"))
-    return _Real(((lambda v: _is_real(v) and lo <= v <= hi), f"a number from {lo:g} to {hi:g}"))
+        return Rule(lambda v: _is_real(v) and lo < v <= hi, f"a number above {lo:g} and at most {hi:g}", float)
+    return Rule(lambda v: _is_real(v) and lo <= v <= hi, f"a number from {lo:g} to {hi:g}", float)
 
 
 # Every key a model file's metadata may hold: name -> (check, what is accepted). A new ModelConfig field
 # needs a row here (tests/test_model_io.py checks that every field has one); keys listed here but not (yet)
 # fields of ModelConfig are accepted and ignored.
-CONFIG_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "arch": ((lambda v: isinstance(v, str) and v in GENERATORS), f"one of {sorted(GENERATORS)}"),
+CONFIG_FIELDS: dict[str, Rule] = {
+    "arch": Rule(lambda v: isinstance(v, str) and v in GENERATORS, f"one of {sorted(GENERATORS)}"),
     "width": _int_in(4, MAX_WIDTH, even=True),
     "render_size": _int_in(MIN_RENDER_SIZE, MAX_RENDER_SIZE),
-    "preset": ((lambda v: isinstance(v, str) and len(v) <= 200), "a string of at most 200 characters"),
+    "preset": Rule(lambda v: isinstance(v, str) and len(v) <= 200, "a string of at most 200 characters"),
     "l_scale": _real_in(0.0, 1000.0, positive=True),
     "ab_scale": _real_in(0.0, 1000.0, positive=True),
     "format_version": _int_in(1, FORMAT_VERSION),
     # calibration fields of newer models
-    "confidence": ((lambda v: isinstance(v, bool)), "true or false"),
+    "confidence": Rule(lambda v: isinstance(v, bool), "true or false"),
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
 }
@@ -154,8 +159,12 @@ def clear_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        # ".NAME.PID.RANDOM.tmp" (mkstemp's random part has no dots); ".NAME.RANDOM.tmp" from before the pid
+        # was added; anything with more dots is the temporary of another file ("NAME.bak", say)
+        parts = tmp.name[len(path.name) + 2: -len(".tmp")].split(".")
+        if len(parts) > 2 or (len(parts) == 2 and not parts[0].isdigit()):
+            continue
+        if len(parts) == 2 and _alive(int(parts[0])):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)

@@ -252,6 +252,12 @@ class AudioCopy:
 
         self.input = av.open(str(source))
         self.stream = next((s for s in self.input.streams if s.type == "audio"), None)
+        # frame 0 is the first video frame: measure the range from the video stream's start, not from 0
+        video = next((s for s in self.input.streams if s.type == "video"), None)
+        base = Fraction(0)
+        if video is not None and video.start_time is not None and video.time_base is not None:
+            base = video.start_time * video.time_base
+        t0, t1 = t0 + base, t1 + base
         self.t0, self.t1 = t0, t1
         self.out = out
         self.out_stream = None
@@ -317,6 +323,8 @@ class AudioCopy:
 
     def out_stream_done(self) -> None:
         if self.transcoder is not None and self.out_stream is not None:
+            for resampled in self.transcoder.resample(None):  # what the resampler still holds
+                self.out.mux(self.out_stream.encode(resampled))
             self.out.mux(self.out_stream.encode(None))
             self.transcoder = None
             self.out_stream = None
