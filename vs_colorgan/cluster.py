@@ -479,6 +479,8 @@ def render_cluster(args: argparse.Namespace) -> Result:
         worker_args = argparse.Namespace(**vars(args))
         if not worker_args.threads:  # VapourSynth threads: the CPUs the task holds, not the whole machine's
             worker_args.threads = args.worker_cpus
+        if on_gpu and args.device.startswith("cuda"):  # Ray shows each task only its own GPU: cuda:0 there
+            worker_args.device = "cuda"
         remote_probe = ray.remote(probe).options(max_retries=args.retries, **task_resources)
         remote_chunk = ray.remote(render_chunk).options(max_retries=args.retries, retry_exceptions=False,
                                                         **task_resources)
@@ -523,6 +525,7 @@ def render_cluster(args: argparse.Namespace) -> Result:
                         raise _task_error(e) from None
                     metas[by_ref[ref].index] = meta
                     bar.update(meta["frames"])
+                    _fingerprint_check(metas, args.allow_mixed_hardware)  # stop at the first foreign chunk
         seconds = {"render": time.perf_counter() - t0}
         fingerprints = _fingerprint_check(metas, args.allow_mixed_hardware)
         for stale in clear_stale_temporaries(args.output):
