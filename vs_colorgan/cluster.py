@@ -199,6 +199,7 @@ class Plan:
     end: int  # inclusive
     suffix: str
     chunks: tuple[Chunk, ...]
+    base: str = ""  # the key without K: the same render with any K
 
     def path(self, chunk: Chunk) -> Path:
         return self.folder / chunk.name(self.suffix)
@@ -228,15 +229,53 @@ def make_plan(args: argparse.Namespace, *, num_frames: int, workers: int, codec:
         raise RenderError(f"--end must be a frame of the clip (0 to {num_frames - 1}), not {end}")
     gop = GOP[codec]
     frames = end - start + 1
-    k = args.chunk_frames or default_chunk_frames(frames, workers, DEFAULT_ALIGN[codec])
+    base_data = {"version": PLAN_VERSION, "input": input_fingerprint(args.input), "model": model_fingerprint(args.model),
+                 "options": plan_options(args, codec), "start": start, "end": end}
+    base = _hash(base_data)
+    # K by default: the one of an earlier, interrupted run of the same render (so a resume finds its chunks even
+    # when the worker count changed, e.g. a node was lost), else from the clip length and the worker count
+    k = args.chunk_frames or earlier_k(args.output, base) or default_chunk_frames(frames, workers, DEFAULT_ALIGN[codec])
     if k % gop:
         raise RenderError(f"--chunk-frames must be a multiple of {codec}'s GOP ({gop} frames), not {k}")
-    key_data = {"version": PLAN_VERSION, "input": input_fingerprint(args.input), "model": model_fingerprint(args.model),
-                "options": plan_options(args, codec), "k": k, "start": start, "end": end}
-    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
+    key = _hash({**base_data, "k": k})
     chunks = tuple(Chunk(i, s, min(s + k, end + 1)) for i, s in enumerate(range(start, end + 1, k)))
     folder = args.output.parent / f".{args.output.name}.parts-{key}"
-    return Plan(key=key, folder=folder, k=k, start=start, end=end, suffix=args.output.suffix, chunks=chunks)
+    return Plan(key=key, folder=folder, k=k, start=start, end=end, suffix=args.output.suffix, chunks=chunks, base=base)
+
+
+def _hash(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PLAN_FILE = "plan.json"
+
+
+def earlier_k(output: Path, base: str) -> int | None:
+    """K of a parts folder that an earlier run of the same render (input, model, options, range) left."""
+    import glob
+
+    for folder in sorted(output.parent.glob(f".{glob.escape(output.name)}.parts-*")):
+        try:
+            data = json.loads((folder / PLAN_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("base") == base and isinstance(data.get("k"), int) and data["k"] > 0:
+            return data["k"]
+    return None
+
+
+def write_plan_file(plan: Plan) -> None:
+    path = plan.folder / PLAN_FILE
+    if path.exists():
+        return
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(json.dumps({"base": plan.base, "key": plan.key, "k": plan.k, "start": plan.start,
+                                   "end": plan.end, "chunks": len(plan.chunks)}, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_meta(plan: Plan, chunk: Chunk) -> dict[str, Any] | None:
@@ -491,6 +530,7 @@ def render_cluster(args: argparse.Namespace) -> Result:
         fps = Fraction(*info["fps"])
         plan = make_plan(args, num_frames=info["num_frames"], workers=workers, codec=codec)
         plan.folder.mkdir(exist_ok=True)
+        write_plan_file(plan)
         metas: dict[int, dict[str, Any]] = {}
         for chunk in plan.chunks:
             meta = read_meta(plan, chunk)
