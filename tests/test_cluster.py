@@ -134,9 +134,14 @@ def test_mixed_hardware_is_refused_unless_allowed() -> None:
     a, b = {"cpu": "A"}, {"cpu": "B"}
     metas = {0: {"fingerprint": a, "fingerprint_id": cluster.fingerprint_id(a)},
              1: {"fingerprint": b, "fingerprint_id": cluster.fingerprint_id(b)}}
-    with pytest.raises(cluster.ClusterError, match="2 different hardware fingerprints.*--allow-mixed-hardware"):
+    with pytest.raises(cluster.ClusterError, match=r"2 different hardware fingerprints.*\[1 chunk \(e.g. 1\)\].*"
+                                                   "--allow-mixed-hardware"):
         cluster._fingerprint_check(metas, allow_mixed=False)
-    assert len(cluster._fingerprint_check(metas, allow_mixed=True)) == 2
+    assert cluster._fingerprint_check(metas, allow_mixed=True) == {metas[0]["fingerprint_id"]: [0],
+                                                                   metas[1]["fingerprint_id"]: [1]}
+    with pytest.raises(cluster.ClusterError) as info:
+        cluster._fingerprint_check({0: metas[0], -1: metas[1]}, allow_mixed=False)
+    assert "[1 chunk (e.g. 0)]" in str(info.value) and "[this run's workers]" in str(info.value)
 
 
 def test_workers_2_ffv1_is_the_single_render_byte_for_byte(ray_cluster, model: Path, source: Path,

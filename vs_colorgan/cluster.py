@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import hashlib
 import json
 import math
@@ -252,8 +253,6 @@ PLAN_FILE = "plan.json"
 
 def earlier_k(output: Path, base: str) -> int | None:
     """K of a parts folder that an earlier run of the same render (input, model, options, range) left."""
-    import glob
-
     for folder in sorted(output.parent.glob(f".{glob.escape(output.name)}.parts-*")):
         try:
             data = json.loads((folder / PLAN_FILE).read_text())
@@ -478,17 +477,24 @@ def _task_error(e: Exception) -> BaseException:
 
 
 def _fingerprint_check(metas: dict[int, dict[str, Any]], allow_mixed: bool) -> dict[str, list[int]]:
+    """Chunks by hardware fingerprint id; ClusterError when there are several and mixing is not allowed.
+    Index -1 stands for this run's workers (the probe), before they have rendered anything."""
     by_fp: dict[str, list[int]] = {}
     fps: dict[str, dict[str, str]] = {}
     for index, meta in sorted(metas.items()):
         by_fp.setdefault(meta["fingerprint_id"], []).append(index)
         fps[meta["fingerprint_id"]] = meta["fingerprint"]
     if len(by_fp) > 1 and not allow_mixed:
-        lines = "; ".join(f"{fid} ({len(ix)} chunks, e.g. {ix[0]}): {fps[fid]}" for fid, ix in by_fp.items())
+        def who(ix: list[int]) -> str:
+            chunks = [i for i in ix if i >= 0]
+            said = [f"{len(chunks)} chunk{'s' if len(chunks) != 1 else ''} (e.g. {chunks[0]})"] if chunks else []
+            return ", ".join(said + (["this run's workers"] if -1 in ix else []))
+
+        lines = "; ".join(f"{fid} [{who(ix)}]: {fps[fid]}" for fid, ix in by_fp.items())
         raise ClusterError(f"the chunks come from {len(by_fp)} different hardware fingerprints, whose floating-point "
                            f"results can differ: {lines}. Render on one kind of worker, remove the parts folder to "
                            "start over, or pass --allow-mixed-hardware to accept the mix")
-    return by_fp
+    return {fid: [i for i in ix if i >= 0] for fid, ix in by_fp.items() if any(i >= 0 for i in ix)}
 
 
 def render_cluster(args: argparse.Namespace) -> Result:
@@ -582,10 +588,22 @@ def render_cluster(args: argparse.Namespace) -> Result:
             raise
         seconds["stitch"] = time.perf_counter() - t0
         shutil.rmtree(plan.folder, ignore_errors=True)
+        others = sorted(p.name for p in args.output.parent.glob(f".{glob.escape(args.output.name)}.parts-*"))
+        if others:
+            print(f"{PROG}: note: {', '.join(others)} in {args.output.parent}: the parts of renders of {args.output.name} "
+                  "with other options, model or input; remove them when they are not needed", file=sys.stderr)
     except BaseException:
-        for ref in pending:  # interrupted or failed: stop the chunks still running (their parts stay for a resume)
+        # interrupted or failed: stop the chunks still running (the finished ones stay for a resume) and wait for
+        # them to stop, so that no chunk lands after this returns. Not force=True: Ray 2.x can abort the driver
+        # when a force-cancelled task's reply arrives at the same moment (task_manager "Check failed").
+        if pending:
+            for ref in pending:
+                try:
+                    ray.cancel(ref)
+                except Exception:
+                    pass
             try:
-                ray.cancel(ref, force=True)
+                ray.wait(pending, num_returns=len(pending), timeout=60)
             except Exception:
                 pass
         raise
