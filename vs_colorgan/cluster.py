@@ -621,15 +621,16 @@ def render_cluster(args: argparse.Namespace) -> Result:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("cluster (Ray; pip install 'vs_colorgan[cluster]'; see README, section Rendering on a cluster)")
-    g.add_argument("--workers", type=int, default=None, help="render in chunks on a local Ray cluster of N workers")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="render in chunks on a local Ray cluster of N workers")
     g.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="render in chunks on an existing Ray cluster (host:6379, 'auto', or ray://host:10001); "
                         "INPUT, OUTPUT's folder and the model must be on storage every node sees")
     g.add_argument("--chunk-frames", type=int, default=None, metavar="K",
                    help="frames per chunk (default: about 4 chunks per worker, at least 32 frames; for "
                         "H.264/H.265 a multiple of 250, their key-frame interval)")
-    g.add_argument("--worker-cpus", type=int, default=1, help="CPUs each chunk task holds (default 1)")
-    g.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+    g.add_argument("--worker-cpus", type=int, default=1, metavar="C", help="CPUs each chunk task holds (default 1)")
+    g.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="R",
                    help=f"times Ray reruns a chunk whose worker died (default {DEFAULT_RETRIES})")
     g.add_argument("--allow-mixed-hardware", action="store_true",
                    help="accept chunks rendered on different hardware fingerprints (their pixels may differ slightly)")
