@@ -50,6 +50,11 @@ def frames_clip(frames: list[np.ndarray], **props) -> vs.VideoNode:
     return core.std.ModifyFrame(blank, blank, fill)
 
 
+def planes(frame: vs.VideoFrame) -> np.ndarray:
+    """A frame's planes stacked (num_planes, h, w), copied."""
+    return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)])
+
+
 def gray_clip(frames: list[np.ndarray]) -> vs.VideoNode:
     """RGB frames' luma (SMPTE 170M, limited range) as GRAY8: the black-and-white input."""
     return core.std.SetFrameProps(core.resize.Bicubic(frames_clip(frames), format=vs.GRAY8, matrix_s="170m"), _Matrix=6)
@@ -166,6 +171,68 @@ def state_tensors(setup) -> dict[str, torch.Tensor]:
     """Every tensor of a training set-up's generator and discriminator, by name (to compare two runs)."""
     return {**{f"g.{k}": v for k, v in setup.generator.state_dict().items()},
             **{f"d.{k}": v for k, v in setup.nets["d"].state_dict().items()}}
+
+
+# ---- video files (colorgan-render, the cluster)
+
+VIDEO_W, VIDEO_H, VIDEO_FRAMES, VIDEO_FPS = 96, 64, 12, 10
+
+
+def shapes(t: int, w: int = VIDEO_W, h: int = VIDEO_H) -> np.ndarray:
+    """A gray frame with a bright square moving over a gradient."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = (40 + 120 * x / w + 40 * np.sin(y / 5)).astype(np.uint8)
+    img[10:30, 5 + 4 * t: 25 + 4 * t] = 220
+    return img
+
+
+def write_source(path: Path, *, frames: int = VIDEO_FRAMES, audio: str | None = "aac", pix_fmt: str = "yuv420p",
+                 codec: str = "libx264", w: int = VIDEO_W, h: int = VIDEO_H) -> Path:
+    """A black-and-white video (BT.601 tags, limited range) with an optional one-second sine tone."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=VIDEO_FPS)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            v.options = {"qp": "0", "preset": "ultrafast"}
+        cc = v.codec_context
+        if pix_fmt.startswith("gbrp"):  # RGB: no YCbCr matrix, full range
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 0, 1, 13, 2
+        else:
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1
+        a = None
+        if audio:
+            a = out.add_stream(audio, rate=8000, layout="mono")
+        for t in range(frames):
+            gray = shapes(t, w, h)
+            rgb = np.repeat(gray[:, :, None], 3, axis=2)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=6) \
+                if not pix_fmt.startswith("gbrp") else av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = t
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        if a is not None:
+            fmt = "fltp" if audio == "aac" else "s16"
+            samples = int(8000 * frames / VIDEO_FPS)
+            tone = np.sin(np.arange(samples) * 2 * np.pi * 440 / 8000)[None]
+            data = tone.astype(np.float32) if fmt == "fltp" else (tone * 8000).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+            frame.sample_rate, frame.pts = 8000, 0
+            out.mux(a.encode(frame))
+            out.mux(a.encode(None))
+    return path
+
+
+def decoded(path: Path) -> list[list[np.ndarray]]:
+    """Every frame of a video file (PyAV) as its planes, uint8."""
+    import av
+
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(video=0):
+            out.append([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes])
+        return out
 
 
 # ---- fixtures

@@ -13,12 +13,11 @@ import vapoursynth as vs
 import vs_colorgan
 from vs_colorgan.export.graphs import VsmlrtGraph
 from vs_colorgan.export.onnx_export import export_onnx
-from test_export_vsmlrt import planes
 from vs_colorgan.training import losses
 from vs_colorgan.training.augment import film_degrade
 from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
 from vs_colorgan.networks import build_generator, calibrate
-from conftest import RS, frames_clip, gray_frames, photo_frames, tiny_generator
+from conftest import RS, frames_clip, gray_frames, photo_frames, planes, tiny_generator
 
 core = vs.core
 torch.set_num_threads(1)

@@ -25,7 +25,7 @@ from vs_colorgan.export.graphs import VsmlrtGraph
 from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan.model_io import ModelConfig
 
-from conftest import frames_clip, photo_frames, trained_like
+from conftest import frames_clip, photo_frames, planes, trained_like
 
 core = vs.core
 RAW_TOL = (0.04, 0.3)  # (mean, max), sRGB [0, 1]
@@ -41,10 +41,6 @@ def _one_thread():
 
 
 
-
-
-def planes(frame: vs.VideoFrame) -> np.ndarray:
-    return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)])
 
 
 def export_pair(tmp_path: Path, arch: str, render_size: int = 64) -> tuple[torch.nn.Module, ModelConfig, Path, Path]:

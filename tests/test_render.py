@@ -19,55 +19,11 @@ av = pytest.importorskip("av")
 
 from vs_colorgan import colorize  # noqa: E402
 from vs_colorgan.render import main  # noqa: E402
-from conftest import save_tiny_model
+from conftest import VIDEO_FPS, VIDEO_FRAMES, VIDEO_H, VIDEO_W, decoded, save_tiny_model, write_source
 
 core = vs.core
-W, H, N, FPS = 96, 64, 12, 10
+W, H, N, FPS = VIDEO_W, VIDEO_H, VIDEO_FRAMES, VIDEO_FPS
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shapes(t: int, w: int = W, h: int = H) -> np.ndarray:
-    """A gray frame with a bright square moving over a gradient."""
-    y, x = np.mgrid[0:h, 0:w]
-    img = (40 + 120 * x / w + 40 * np.sin(y / 5)).astype(np.uint8)
-    img[10:30, 5 + 4 * t: 25 + 4 * t] = 220
-    return img
-
-
-def write_source(path: Path, *, frames: int = N, audio: str | None = "aac", pix_fmt: str = "yuv420p",
-                 codec: str = "libx264", w: int = W, h: int = H) -> Path:
-    """A black-and-white video (BT.601 tags, limited range) with an optional one-second sine tone."""
-    with av.open(str(path), "w") as out:
-        v = out.add_stream(codec, rate=FPS)
-        v.width, v.height, v.pix_fmt = w, h, pix_fmt
-        if codec == "libx264":
-            v.options = {"qp": "0", "preset": "ultrafast"}
-        cc = v.codec_context
-        if pix_fmt.startswith("gbrp"):  # RGB: no YCbCr matrix, full range
-            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 0, 1, 13, 2
-        else:
-            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1
-        a = None
-        if audio:
-            a = out.add_stream(audio, rate=8000, layout="mono")
-        for t in range(frames):
-            gray = shapes(t, w, h)
-            rgb = np.repeat(gray[:, :, None], 3, axis=2)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=6) \
-                if not pix_fmt.startswith("gbrp") else av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
-            frame.pts = t
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
-        if a is not None:
-            fmt = "fltp" if audio == "aac" else "s16"
-            samples = int(8000 * frames / FPS)
-            tone = np.sin(np.arange(samples) * 2 * np.pi * 440 / 8000)[None]
-            data = tone.astype(np.float32) if fmt == "fltp" else (tone * 8000).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
-            frame.sample_rate, frame.pts = 8000, 0
-            out.mux(a.encode(frame))
-            out.mux(a.encode(None))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +34,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_source(tmp_path_factory.mktemp("src") / "film bw.mp4")
-
-
-def decoded(path: Path) -> list[list[np.ndarray]]:
-    with av.open(str(path)) as c:
-        out = []
-        for f in c.decode(video=0):
-            out.append([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes])
-        return out
 
 
 def vs_planes(clip: vs.VideoNode) -> list[list[np.ndarray]]:

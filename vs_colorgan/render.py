@@ -2,6 +2,7 @@
 
     colorgan-render INPUT OUTPUT [--model M] [--references DIR] [--start N --end M] [--codec h264|h265|ffv1]
                     [--crf N] [--preset P] [colorize options: --render-size, --temporal-radius, --backend ...]
+                    [--workers N | --cluster ADDRESS] [--chunk-frames K] [--allow-mixed-hardware]
 
 INPUT is decoded by VapourSynth's BestSource (``core.bs.VideoSource``), colourized by
 :func:`vs_colorgan.colorize` and encoded with PyAV (FFmpeg's libraries, bundled in the ``av`` wheel: no
@@ -19,6 +20,9 @@ filter is deterministic per frame, so chunks equal the same frames of a whole re
 codec (FFV1) the decoded chunks concatenate to the decoded whole exactly. Each chunk file starts at
 timestamp 0, has only intra frames (FFV1) or starts with a key frame (H.264/H.265), and records its first
 source frame in the container metadata (``vs_colorgan_start``), so chunks can be remuxed into one file.
+
+``--workers N`` / ``--cluster ADDRESS`` render the film in chunks on Ray (:mod:`vs_colorgan.cluster`), each
+chunk through :func:`render_range`, and stitch them; FFV1 output equals the single render's byte for byte.
 
 Exit status: 0 written; 1 rendering or encoding failed; 2 bad arguments; 130 interrupted.
 """
@@ -107,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fp16", action="store_true", help="half precision (CUDA)")
     g.add_argument("--num-streams", type=int, default=None)
     g.add_argument("--tensorrt", action="store_true", help="ORT on CUDA: TensorRT provider")
+    from .cluster import add_arguments
+
+    add_arguments(ap)
     return ap
 
 
@@ -346,14 +353,30 @@ def to_av_frame(frame: Any, pix_fmt: str, tags: dict[str, int]) -> Any:
 
 # -- the command ---------------------------------------------------------------------------------------------
 
-def render(args: argparse.Namespace) -> int:
-    import av
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A validated render: the colourized clip ready for the encoder and what the file is written with."""
+
+    input: Path
+    muxer: str
+    codec: str
+    enc: EncodeFormat
+    clip: Any  # the frames start..end of the colourized clip (vs.VideoNode), in the encoder's format
+    start: int
+    end: int  # inclusive
+    source_frames: int
+    fps: Fraction
+    tags: dict[str, int]
+
+
+def prepare(args: argparse.Namespace) -> Job:
+    """Check the arguments, open INPUT with BestSource and build the colourized clip (raises :class:`RenderError`).
+
+    OUTPUT's extension and ``--codec`` choose the container and codec; nothing is written.
+    """
     import vapoursynth as vs
-    from tqdm import tqdm
 
     import vs_colorgan
-
-    from .model_io import clear_stale_temporaries
 
     core = vs.core
     if not args.input.is_file():
@@ -398,57 +421,99 @@ def render(args: argparse.Namespace) -> int:
     chunk = colour[start:end + 1]
     fps = Fraction(src.fps.numerator, src.fps.denominator) if src.fps.numerator else Fraction(25)
     first_props = chunk.get_frame(0).props
-    tags = color_tags(first_props)
+    return Job(input=args.input, muxer=muxer, codec=codec, enc=enc, clip=chunk, start=start, end=end,
+               source_frames=src.num_frames, fps=fps, tags=color_tags(first_props))
 
+
+def muxer_options(codec: str) -> dict[str, str]:
+    """FFV1 files are muxed bit-exactly (no random segment/track ids, no library version): the same frames
+    give the same bytes, which is what lets a clustered render equal a single one byte for byte."""
+    return {"fflags": "+bitexact"} if codec == "ffv1" else {}
+
+
+def add_video_stream(out: Any, job: Job, args: argparse.Namespace) -> Any:
+    """The video stream of ``out`` (an open ``av`` output) as ``colorgan-render`` sets it up for ``job``."""
+    stream = out.add_stream(CODECS[job.codec], rate=job.fps)
+    stream.width, stream.height, stream.pix_fmt = job.clip.width, job.clip.height, job.enc.pix_fmt
+    stream.codec_context.time_base = 1 / job.fps  # frames count in 1/fps; the muxer may give the stream another
+    for field, value in job.tags.items():
+        setattr(stream.codec_context, field, value)
+    if job.codec == "ffv1":
+        stream.codec_context.gop_size = 1  # every frame a key frame: chunks cut and join anywhere
+        stream.options = {"level": "3", "slicecrc": "1"}
+    else:
+        crf = DEFAULT_CRF[job.codec] if args.crf is None else args.crf
+        stream.options = {"crf": str(crf), "preset": args.preset}
+        if job.codec == "h265":
+            stream.options["x265-params"] = "log-level=warning"
+    return stream
+
+
+def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True, bar: bool = True) -> int:
+    """Encode ``job``'s frames (and, with ``audio``, the source's audio over the same time range) into the file
+    ``path`` (created or overwritten, as it goes); returns the number of video frames written."""
+    import av
+    from tqdm import tqdm
+
+    fps, frame_tb = job.fps, 1 / job.fps
+    copy = None
+    written = 0
+    try:
+        with av.open(str(path), mode="w", format=job.muxer, options=muxer_options(job.codec)) as out:
+            out.metadata[START_KEY] = str(job.start)
+            stream = add_video_stream(out, job, args)
+            if audio:
+                copy = AudioCopy(job.input, out, Fraction(job.start) / fps, Fraction(job.end + 1) / fps)
+            print(f"{PROG}: {job.input} -> {args.output}: frames {job.start}-{job.end} of {job.source_frames}, "
+                  f"{job.clip.width}x{job.clip.height} {job.codec} {job.enc.pix_fmt}, {job.tags}, "
+                  f"{copy.description if copy else 'audio not copied'}"
+                  + (f"; {job.enc.note}" if job.enc.note else ""), file=sys.stderr)
+            with tqdm(total=job.clip.num_frames, unit="frame", desc="colorize", file=sys.stderr,
+                      disable=not bar) as progress:
+                for i, frame in enumerate(job.clip.frames(close=True)):
+                    av_frame = to_av_frame(frame, job.enc.pix_fmt, job.tags)
+                    av_frame.pts = i
+                    av_frame.time_base = frame_tb
+                    out.mux(stream.encode(av_frame))
+                    written += 1
+                    if copy is not None:
+                        copy.write_until(Fraction(i + 1) / fps)
+                    progress.update(1)
+            out.mux(stream.encode(None))
+            if copy is not None:
+                copy.write_until(None)
+    finally:
+        if copy is not None:
+            copy.close()
+    return written
+
+
+def render_range(args: argparse.Namespace, start: int, stop: int, path: Path) -> int:
+    """Render frames [start, stop) of the colourized INPUT, without audio, into ``path`` exactly as a single
+    ``colorgan-render --start start --end stop-1 --no-audio`` writes them (container and codec by
+    ``args.output``'s extension and ``--codec``); returns the number of frames written. No temporary, no rename:
+    the caller owns ``path`` (the cluster render writes its chunks this way)."""
+    chunk_args = argparse.Namespace(**{**vars(args), "start": start, "end": stop - 1, "no_audio": True})
+    job = prepare(chunk_args)
+    return write(job, chunk_args, path, audio=False, bar=False)
+
+
+def render(args: argparse.Namespace) -> int:
+    from .model_io import clear_stale_temporaries
+
+    job = prepare(args)
     for stale in clear_stale_temporaries(args.output):
         print(f"{PROG}: removed {stale.name}, left by an interrupted render", file=sys.stderr)
     tmp = temporary_path(args.output)
     signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
     previous = {s: signal.signal(s, _raise_terminated) for s in signals}
-    audio = None
     try:
-        with av.open(str(tmp), mode="w", format=muxer) as out:
-            out.metadata[START_KEY] = str(start)
-            stream = out.add_stream(CODECS[codec], rate=fps)
-            stream.width, stream.height, stream.pix_fmt = chunk.width, chunk.height, enc.pix_fmt
-            frame_tb = 1 / fps  # frames count in 1/fps; the muxer may give the stream another time base
-            stream.codec_context.time_base = frame_tb
-            for field, value in tags.items():
-                setattr(stream.codec_context, field, value)
-            if codec == "ffv1":
-                stream.codec_context.gop_size = 1  # every frame a key frame: chunks cut and join anywhere
-                stream.options = {"level": "3", "slicecrc": "1"}
-            else:
-                crf = DEFAULT_CRF[codec] if args.crf is None else args.crf
-                stream.options = {"crf": str(crf), "preset": args.preset}
-                if codec == "h265":
-                    stream.options["x265-params"] = "log-level=warning"
-            if not args.no_audio:
-                audio = AudioCopy(args.input, out, Fraction(start) / fps, Fraction(end + 1) / fps)
-            print(f"{PROG}: {args.input} -> {args.output}: frames {start}-{end} of {src.num_frames}, "
-                  f"{chunk.width}x{chunk.height} {codec} {enc.pix_fmt}, {tags}, "
-                  f"{audio.description if audio else 'audio not copied'}"
-                  + (f"; {enc.note}" if enc.note else ""), file=sys.stderr)
-            with tqdm(total=chunk.num_frames, unit="frame", desc="colorize", file=sys.stderr,
-                      disable=args.quiet) as bar:
-                for i, frame in enumerate(chunk.frames(close=True)):
-                    av_frame = to_av_frame(frame, enc.pix_fmt, tags)
-                    av_frame.pts = i
-                    av_frame.time_base = frame_tb
-                    out.mux(stream.encode(av_frame))
-                    if audio is not None:
-                        audio.write_until(Fraction(i + 1) / fps)
-                    bar.update(1)
-            out.mux(stream.encode(None))
-            if audio is not None:
-                audio.write_until(None)
+        write(job, args, tmp, audio=not args.no_audio, bar=not args.quiet)
         os.replace(tmp, args.output)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        if audio is not None:
-            audio.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     print(f"{PROG}: wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
@@ -458,6 +523,11 @@ def render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.workers is not None or args.cluster is not None:
+            from .cluster import render_cluster
+
+            render_cluster(args)
+            return 0
         return render(args)
     except RenderError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
@@ -473,5 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m vs_colorgan.render: run the imported module's main, whose RenderError is
+    from vs_colorgan.render import main as _main  # the one vs_colorgan.cluster raises (not __main__'s copy)
+
+    raise SystemExit(_main())
