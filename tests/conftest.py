@@ -238,9 +238,15 @@ def decoded(path: Path) -> list[list[np.ndarray]]:
 # ---- fixtures
 
 @pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """:func:`save_tiny_model` in a folder of the module's own (``.safetensors`` with its ``.onnx``)."""
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`save_tiny_model` in a folder of the module's own: a ``.safetensors`` with its ``.onnx`` sibling."""
     return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`write_source`: a short black-and-white video with a sine tone, a space in its name."""
+    return write_source(tmp_path_factory.mktemp("src") / "film bw.mp4")
 
 
 @pytest.fixture(scope="module")

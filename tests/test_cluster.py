@@ -18,22 +18,12 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, save_tiny_model, write_source  # noqa: E402
+from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, write_source  # noqa: E402
 
 from vs_colorgan import cluster  # noqa: E402
 from vs_colorgan.render import build_parser, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_source(tmp_path_factory.mktemp("src") / "film bw.mp4")
 
 
 @pytest.fixture(scope="module")

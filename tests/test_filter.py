@@ -20,7 +20,7 @@ from vs_colorgan.backends import choose_backend
 from vs_colorgan.model_io import ModelConfig, save_generator
 
 from vs_colorgan.pipeline import ColorOptions, Colorizer
-from conftest import RS, frames_clip, gray_frames, tiny_generator, save_tiny_model
+from conftest import RS, frames_clip, gray_frames, tiny_generator
 
 torch.set_num_threads(1)
 core = vs.core
@@ -28,12 +28,6 @@ core = vs.core
 
 
 
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .safetensors with its .onnx sibling (same stem)."""
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 

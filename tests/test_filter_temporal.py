@@ -31,11 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("two_vs_threads")
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model_file: Path) -> Path:
-    return tiny_model_file
-
-
 def static_frames(count: int, width: int, height: int, image: np.ndarray, seed: int) -> list[np.ndarray]:
     """One picture with fresh grain on every frame (a static shot of a grainy film)."""
     rng = np.random.default_rng(seed)

@@ -12,15 +12,10 @@ import vapoursynth as vs
 
 from vs_colorgan import colorize
 from vs_colorgan.scribble import fill_from_strokes
-from conftest import frames_clip, gray_clip, chroma, expected_chroma, pan_frames, save_tiny_model
+from conftest import frames_clip, gray_clip, chroma, expected_chroma, pan_frames
 
 core = vs.core
 W, H = 96, 64
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 

@@ -28,11 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("two_vs_threads")
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model_file: Path) -> Path:
-    return tiny_model_file
-
-
 def two_shots() -> list[np.ndarray]:
     """40 frames: a pan over the coffee photograph (0-19), a cut, a pan over the astronaut (20-39)."""
     return pan_frames(20) + pan_frames(20, dx=1, dy=2, photo=data.astronaut())
