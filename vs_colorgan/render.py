@@ -29,7 +29,6 @@ Exit status: 0 written; 1 rendering or encoding failed; 2 bad arguments; 130 int
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import signal
 import sys
@@ -145,12 +144,9 @@ def colorize_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def check_references(colorize: Any, references: Path | None) -> None:
+def check_references(references: Path | None) -> None:
     if references is None:
         return
-    if "references" not in inspect.signature(colorize).parameters:
-        raise RenderError("--references needs a vs_colorgan whose colorize takes references=; this one does not "
-                          "(update vs_colorgan, or render without --references)")
     if not references.is_dir():
         raise RenderError(f"--references must be a folder of reference images, not {str(references)!r}")
 
@@ -392,7 +388,7 @@ def prepare(args: argparse.Namespace) -> Job:
         raise RenderError("--crf applies to h264/h265; FFV1 is lossless")
     if args.threads < 0:
         raise RenderError(f"--threads must be 0 (all cores) or more, not {args.threads}")
-    check_references(vs_colorgan.colorize, args.references)
+    check_references(args.references)
     if args.threads:
         core.num_threads = args.threads
     if not hasattr(core, "bs"):
