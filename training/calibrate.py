@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from vs_colorgan import color
-from vs_colorgan.model_io import ModelConfig, ModelFileError, atomic_write, load_generator, resolve_generator_path, save_generator
+from vs_colorgan.model_io import ModelFileError, atomic_write, load_generator, resolve_generator_path, save_generator
 from vs_colorgan.networks import calibrate
 from vs_colorgan.pipeline import render_shape
 
@@ -99,11 +99,14 @@ def _colourfulness(rgb: torch.Tensor) -> float:
 
 
 def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> float | None:
-    """Share of truly neutral pixels (chroma < 8) painted coloured (> 20), as evaluate.metrics.false_colour_rate."""
-    neutral = color.denormalize_ab(ab_true).norm(dim=1) < 8.0
+    """Share of truly neutral pixels painted clearly coloured: evaluate.metrics.false_colour_rate's definition
+    and thresholds, on the network's ab rather than on 8-bit RGB."""
+    from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA
+
+    neutral = color.denormalize_ab(ab_true).norm(dim=1) < NEUTRAL_CHROMA
     if not neutral.any():
         return None
-    coloured = color.denormalize_ab(ab_pred).norm(dim=1) > 20.0
+    coloured = color.denormalize_ab(ab_pred).norm(dim=1) > FALSE_CHROMA
     return float((coloured & neutral).sum() / neutral.sum())
 
 
