@@ -119,6 +119,37 @@ def test_plan_chunks_and_default_k(model: Path, source: Path, tmp_path: Path) ->
         cluster.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
 
 
+def test_a_chunk_task_stops_between_frames_when_the_driver_says_so(model: Path, long_source: Path,
+                                                                   tmp_path: Path) -> None:
+    """The interrupted driver's cancel is a STOP file in the parts folder (never ray.cancel, which can abort a
+    Ray 2.x driver): a chunk that sees it mid-way ends before its next frame and leaves nothing; one queued
+    behind it does not start; without it the same chunk renders in full. Called in-process, without Ray."""
+    args = build_parser().parse_args([str(long_source), str(tmp_path / "o.mkv"), "--model", str(model),
+                                      "--workers", "1", "--chunk-frames", "80", "--quiet"])
+    plan = cluster.make_plan(args, num_frames=160, workers=1, codec="ffv1")
+    plan.folder.mkdir()
+    first = plan.chunks[0]
+    seen = threading.Event()
+
+    def stop_once_writing() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(plan.folder.glob(".chunk-*.tmp")):
+            time.sleep(0.005)
+        plan.stop_file.write_text("interrupted\n")
+        seen.set()
+
+    threading.Thread(target=stop_once_writing, daemon=True).start()
+    result = cluster.render_chunk(args, plan, first)
+    assert seen.is_set() and result["stopped"] and result["index"] == first.index
+    assert only(plan.folder) == ["STOP"]  # neither the chunk, its metadata nor a temporary
+    assert cluster.render_chunk(args, plan, plan.chunks[1])["stopped"]  # queued: returns before rendering
+    assert only(plan.folder) == ["STOP"]
+    plan.stop_file.unlink()
+    meta = cluster.render_chunk(args, plan, first)
+    assert "stopped" not in meta and meta["frames"] == 80
+    assert len(decoded(plan.path(first))) == 80 and cluster.read_meta(plan, first) is not None
+
+
 def test_mixed_hardware_is_refused_unless_allowed() -> None:
     a, b = {"cpu": "A"}, {"cpu": "B"}
     metas = {0: {"fingerprint": a, "fingerprint_id": cluster.fingerprint_id(a)},

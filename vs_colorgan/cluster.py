@@ -40,8 +40,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .render import (PROG, START_KEY, AudioCopy, RenderError, _raise_terminated, choose_codec, colorize_options,
-                     muxer_options, render_range, temporary_path)
+from .render import (PROG, START_KEY, AudioCopy, RenderError, Stopped, _raise_terminated, choose_codec,
+                     colorize_options, muxer_options, render_range, temporary_path)
 
 # frames per GOP the chunk size K is a multiple of. FFV1 writes every frame as a key frame (GOP 1). An H.264/H.265
 # chunk is an encode of its own, so it opens with an IDR frame and its GOPs are closed: any K joins cleanly, and
@@ -208,6 +208,11 @@ class Plan:
     def meta(self, chunk: Chunk) -> Path:
         return self.folder / (chunk.name(self.suffix) + ".json")
 
+    @property
+    def stop_file(self) -> Path:
+        """Written by an interrupted driver: every chunk task that sees it ends before its next frame."""
+        return self.folder / "STOP"
+
 
 def default_chunk_frames(frames: int, workers: int, gop: int) -> int:
     """About CHUNKS_PER_WORKER chunks per worker, at least MIN_CHUNK frames, rounded up to a multiple of ``gop``."""
@@ -333,10 +338,16 @@ def render_chunk(args: argparse.Namespace, plan: Plan, chunk: Chunk) -> dict[str
     done = read_meta(plan, chunk)
     if done is not None:  # a duplicate attempt of a chunk already in place: the same bytes, nothing to do
         return {**done, "worker": _worker_info(socket)}
+    if plan.stop_file.exists():  # queued before the driver was interrupted: nothing to do
+        return {"stopped": True, "index": chunk.index, "worker": _worker_info(socket)}
     chunk_args = argparse.Namespace(**{**vars(args), "output": final})
     tmp = temporary_path(final)
     try:
-        written = render_range(chunk_args, chunk.start, chunk.stop, tmp)
+        try:
+            written = render_range(chunk_args, chunk.start, chunk.stop, tmp, should_stop=plan.stop_file.exists)
+        except Stopped:
+            tmp.unlink(missing_ok=True)
+            return {"stopped": True, "index": chunk.index, "worker": _worker_info(socket)}
         counted = count_frames(tmp)
         if written != chunk.frames or counted != chunk.frames:
             raise RuntimeError(f"chunk {chunk.index} (frames {chunk.start}-{chunk.stop - 1}) has {counted} frames "
@@ -536,6 +547,7 @@ def render_cluster(args: argparse.Namespace) -> Result:
         fps = Fraction(*info["fps"])
         plan = make_plan(args, num_frames=info["num_frames"], workers=workers, codec=codec)
         plan.folder.mkdir(exist_ok=True)
+        plan.stop_file.unlink(missing_ok=True)  # an earlier interrupted run's; its tasks have ended or been killed
         write_plan_file(plan)
         metas: dict[int, dict[str, Any]] = {}
         for chunk in plan.chunks:
@@ -569,6 +581,9 @@ def render_cluster(args: argparse.Namespace) -> Result:
                         meta = ray.get(ref)
                     except ray.exceptions.RayTaskError as e:
                         raise _task_error(e) from None
+                    if meta.get("stopped"):  # only after another driver of this plan was interrupted
+                        raise ClusterError(f"chunk {meta['index']} was stopped by {plan.stop_file}: is another "
+                                           f"render of {args.output} with the same options running?")
                     metas[by_ref[ref].index] = meta
                     bar.update(meta["frames"])
                     _fingerprint_check(metas, args.allow_mixed_hardware)  # stop at the first foreign chunk
@@ -594,15 +609,13 @@ def render_cluster(args: argparse.Namespace) -> Result:
                   "with other options, model or input; remove them when they are not needed", file=sys.stderr)
     except BaseException:
         # interrupted or failed: stop the chunks still running (the finished ones stay for a resume) and wait for
-        # them to stop, so that no chunk lands after this returns. Not force=True: Ray 2.x can abort the driver
-        # when a force-cancelled task's reply arrives at the same moment (task_manager "Check failed").
+        # them to stop, so that no chunk lands after this returns. Cooperatively, through a file in the shared
+        # parts folder that each task checks between frames, never ray.cancel: in Ray 2.x a cancel whose task
+        # finishes at the same moment aborts the driver (task_manager.cc "Tried to complete task that was not
+        # pending"), seen in our CI.
         if pending:
-            for ref in pending:
-                try:
-                    ray.cancel(ref)
-                except Exception:
-                    pass
             try:
+                plan.stop_file.write_text("interrupted\n")
                 ray.wait(pending, num_returns=len(pending), timeout=60)
             except Exception:
                 pass

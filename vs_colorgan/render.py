@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -445,9 +446,15 @@ def add_video_stream(out: Any, job: Job, args: argparse.Namespace) -> Any:
     return stream
 
 
-def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True, bar: bool = True) -> int:
+class Stopped(Exception):
+    """``write``'s ``stop()`` asked it to end before the next frame (the cluster render's cooperative cancel)."""
+
+
+def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True, bar: bool = True,
+          stop: Callable[[], bool] | None = None) -> int:
     """Encode ``job``'s frames (and, with ``audio``, the source's audio over the same time range) into the file
-    ``path`` (created or overwritten, as it goes); returns the number of video frames written."""
+    ``path`` (created or overwritten, as it goes); returns the number of video frames written. ``stop`` is asked
+    before each frame; when it says True, Stopped is raised and ``path`` is left to the caller to remove."""
     import av
     from tqdm import tqdm
 
@@ -467,6 +474,8 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
             with tqdm(total=job.clip.num_frames, unit="frame", desc="colorize", file=sys.stderr,
                       disable=not bar) as progress:
                 for i, frame in enumerate(job.clip.frames(close=True)):
+                    if stop is not None and stop():
+                        raise Stopped(f"stopped before frame {job.start + i}")
                     av_frame = to_av_frame(frame, job.enc.pix_fmt, job.tags)
                     av_frame.pts = i
                     av_frame.time_base = frame_tb
@@ -484,14 +493,15 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
     return written
 
 
-def render_range(args: argparse.Namespace, start: int, stop: int, path: Path) -> int:
+def render_range(args: argparse.Namespace, start: int, stop: int, path: Path,
+                 should_stop: Callable[[], bool] | None = None) -> int:
     """Render frames [start, stop) of the colourized INPUT, without audio, into ``path`` exactly as a single
     ``colorgan-render --start start --end stop-1 --no-audio`` writes them (container and codec by
     ``args.output``'s extension and ``--codec``); returns the number of frames written. No temporary, no rename:
-    the caller owns ``path`` (the cluster render writes its chunks this way)."""
+    the caller owns ``path`` (the cluster render writes its chunks this way). ``should_stop``: see ``write``."""
     chunk_args = argparse.Namespace(**{**vars(args), "start": start, "end": stop - 1, "no_audio": True})
     job = prepare(chunk_args)
-    return write(job, chunk_args, path, audio=False, bar=False)
+    return write(job, chunk_args, path, audio=False, bar=False, stop=should_stop)
 
 
 def render(args: argparse.Namespace) -> int:
