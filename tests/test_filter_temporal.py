@@ -196,3 +196,38 @@ def test_long_render_keeps_no_more_predictions_alive_than_the_cache_bound(model:
     del out
     if processor.trim is not None:
         assert processor.trims == frames // vf.TRIM_EVERY
+
+
+def test_the_callback_takes_one_frame_at_a_time_whatever_num_streams(model: Path) -> None:
+    """docs/filter.md says num_streams > 1 overlaps nothing: VapourSynth runs the callback of one colorize call
+    one frame at a time, even with 2 threads and 4 requests in flight. If a VapourSynth release changes that,
+    this fails and the docs (and the slots' use) need another look."""
+    import threading
+    import time
+
+    src = core.resize.Bicubic(frames_clip(gray_frames(16, 32, 32, seed=4)), format=vs.YUV420P8)
+    colorizer = Colorizer.load(model, backend="torch", num_streams=2)
+    inside, most, lock = [0], [0], threading.Lock()
+    preprocess = colorizer.preprocess
+
+    def slow_preprocess(y):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)  # the GIL is released: a second callback could enter now if VapourSynth called it
+        try:
+            return preprocess(y)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    colorizer.preprocess = slow_preprocess
+    out, _ = build(src, colorizer, render_size=RS)
+    assert core.num_threads == 2
+    requests = [out.get_frame_async(n) for n in range(4)]
+    for n in range(4, out.num_frames):
+        requests.pop(0).result()
+        requests.append(out.get_frame_async(n))
+    for r in requests:
+        r.result()
+    assert most[0] == 1

@@ -350,7 +350,8 @@ def colorize(
     :param matrix: YCbCr matrix (1, 4, 5, 6, 7, 9) for frames whose ``_Matrix`` is missing or unspecified,
         and for RGB input; None: BT.709 for HD, SMPTE 170M for SD (RGB: BT.709).
     :param fp16: half precision (CUDA only; with ORT it needs tensorrt=True).
-    :param num_streams: concurrent inferences (CUDA: one stream each).
+    :param num_streams: inference slots (CUDA: one stream each); VapourSynth runs this filter's callback
+        one frame at a time, so values above 1 do not overlap frames (docs/filter.md).
     :param tensorrt: ORT on CUDA: use the TensorRT provider (engines cached on disk).
     :param references: colour from keyframes: ``{frame: image}`` (a path, an RGB(A) array or a one-frame colour
         clip) or a folder of ``ref_NNNNNN.png``/``.jpg``; PNGs with alpha are strokes, filled along the luma.
