@@ -94,3 +94,11 @@ def test_stages_json_shape(tiny_model):
     assert run["glue_over_inference"] == pytest.approx(glue / run["inference_ms"])
     md = run_script("stages.py", "--model", tiny_model, "--sizes", "96x64", "--frames", 1, "--warmup", 0).stdout
     assert "| inference |" in md and "glue / inference" in md
+
+
+def test_startup_json_shape():
+    proc = run_script("startup.py", "--backends", "ort", "--repeats", 1, "--json")
+    res = json.loads(proc.stdout)
+    (run,) = res["runs"]
+    assert run["backend"] == "ort" and run["repeats"] == 1 and run["min_s"] <= run["median_s"] <= run["max_s"]
+    assert "onnxruntime" in run["imported"] and "torchvision" not in run["imported"]

@@ -69,3 +69,18 @@ def test_filter_defaults_are_colour_options_defaults():
         assert f.name in params, f.name
         assert params[f.name].default == f.default, f.name
         assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_the_filter_on_onnx_runtime_does_not_import_torchvision():
+    """torchvision costs ~1.5 s of every vspipe start (it imports torch._dynamo); only building a network
+    needs it, which the ONNX Runtime path never does. The torch backend does import it."""
+    script = ("import sys, vapoursynth as vs, vs_colorgan\n"
+              "clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=2)\n"
+              "vs_colorgan.colorize(clip, backend=sys.argv[1]).get_frame(1)\n"
+              "print('torchvision' in sys.modules)\n")
+    seen = {b: subprocess.run([sys.executable, "-c", script, b], capture_output=True, text=True, timeout=300)
+            for b in ("ort", "torch")}
+    for backend, proc in seen.items():
+        assert proc.returncode == 0, f"{backend}: {proc.stderr[-2000:]}"
+    assert seen["ort"].stdout.split() == ["False"]
+    assert seen["torch"].stdout.split() == ["True"]

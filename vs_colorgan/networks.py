@@ -24,10 +24,13 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 
 def _basic_layer(inplanes: int, planes: int, stride: int) -> nn.Sequential:
+    # imported here, not at the top: importing torchvision costs ~1.5 s (it pulls in torch._dynamo), and the
+    # filter on ONNX Runtime never builds a network, so a vspipe start pays it only with the torch backend
+    from torchvision.models.resnet import BasicBlock
+
     downsample = None
     if stride != 1 or inplanes != planes:
         downsample = nn.Sequential(
