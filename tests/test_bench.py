@@ -102,3 +102,11 @@ def test_startup_json_shape():
     (run,) = res["runs"]
     assert run["backend"] == "ort" and run["repeats"] == 1 and run["min_s"] <= run["median_s"] <= run["max_s"]
     assert "onnxruntime" in run["imported"] and "torchvision" not in run["imported"]
+
+
+def test_lookahead_json_shape(tiny_model):
+    proc = run_script("lookahead.py", "--model", tiny_model, "--backend", "torch", "--size", "96x64", "--frames", 3,
+                      "--warmup", 1, "--pairs", 2, "--json")
+    res = json.loads(proc.stdout)
+    assert [(r["pair"], r["lookahead"]) for r in res["runs"]] == [(0, True), (0, False), (1, False), (1, True)]
+    assert all(r["fps"] > 0 for r in res["runs"]) and res["ratio"] > 0

@@ -208,21 +208,21 @@ def test_the_callback_takes_one_frame_at_a_time_whatever_num_streams(model: Path
     src = core.resize.Bicubic(frames_clip(gray_frames(16, 32, 32, seed=4)), format=vs.YUV420P8)
     colorizer = Colorizer.load(model, backend="torch", num_streams=2)
     inside, most, lock = [0], [0], threading.Lock()
-    preprocess = colorizer.preprocess
+    out, processor = build(src, colorizer, render_size=RS)
+    process = processor.process
 
-    def slow_preprocess(y):
+    def slow_process(n, frame, window):
         with lock:
             inside[0] += 1
             most[0] = max(most[0], inside[0])
         time.sleep(0.02)  # the GIL is released: a second callback could enter now if VapourSynth called it
         try:
-            return preprocess(y)
+            return process(n, frame, window)
         finally:
             with lock:
                 inside[0] -= 1
 
-    colorizer.preprocess = slow_preprocess
-    out, _ = build(src, colorizer, render_size=RS)
+    processor.process = slow_process
     assert core.num_threads == 2
     requests = [out.get_frame_async(n) for n in range(4)]
     for n in range(4, out.num_frames):
@@ -231,3 +231,73 @@ def test_the_callback_takes_one_frame_at_a_time_whatever_num_streams(model: Path
     for r in requests:
         r.result()
     assert most[0] == 1
+
+
+def _predict_threads(colorizer: Colorizer) -> list[str]:
+    """Wrap ``colorizer.predict`` to record the name of the thread that runs each inference."""
+    import threading
+
+    names: list[str] = []
+    predict = colorizer.predict
+
+    def recorded(render):
+        names.append(threading.current_thread().name)
+        return predict(render)
+
+    colorizer.predict = recorded
+    return names
+
+
+def test_a_sequential_render_infers_ahead_on_its_own_thread_with_the_same_bytes(model: Path) -> None:
+    """In order, frame n + 1 is inferred on the look-ahead thread while the callback finishes frame n; each
+    frame is still inferred once, and the output is byte for byte the output without look-ahead."""
+    src = core.resize.Bicubic(frames_clip(gray_frames(40, 48, 32, seed=6)), format=vs.YUV420P8)
+    ahead = Colorizer.load(model, backend="torch")
+    names = _predict_threads(ahead)
+    out, processor = build(src, ahead, render_size=RS)
+    got = [np.asarray(f[p]).copy() for f in out.frames() for p in range(3)]
+    assert processor.predictions.misses == 40 and len(names) == 40
+    assert names.count("vs_colorgan-lookahead") >= 30, names  # all but the first and any the callback won
+
+    plain = Colorizer.load(model, backend="torch")
+    ref, ref_processor = build(src, plain, render_size=RS)
+    ref_processor.lookahead = None
+    want = [np.asarray(f[p]).copy() for f in ref.frames() for p in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_seeks_start_no_look_ahead(model: Path) -> None:
+    """Frames asked for backwards (a preview seeking, or a render in reverse) never follow each other in
+    order, so nothing is inferred ahead and no inference is wasted."""
+    src = core.resize.Bicubic(frames_clip(gray_frames(12, 48, 32, seed=7)), format=vs.YUV420P8)
+    colorizer = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=0))
+    names = _predict_threads(colorizer)
+    out, _ = build(src, colorizer, render_size=RS)
+    for n in reversed(range(out.num_frames)):
+        out.get_frame(n)
+    assert len(names) == 12 and "vs_colorgan-lookahead" not in names
+
+
+def test_the_look_ahead_thread_survives_a_failed_job_and_ends_when_idle() -> None:
+    import threading
+    import time
+
+    from vs_colorgan.lookahead import Lookahead
+
+    la = Lookahead(idle_s=0.2)
+    assert not la.running  # no thread until there is work
+    done = threading.Event()
+
+    def fails() -> None:
+        raise RuntimeError("a frame that cannot be read")
+
+    la.submit(fails)
+    la.submit(done.set)
+    assert done.wait(5), "the job after a failed one did not run"
+    deadline = time.monotonic() + 5
+    while la.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not la.running, "the thread did not end when idle"
+    again = threading.Event()
+    la.submit(again.set)  # and starts again with the next job
+    assert again.wait(5)

@@ -1,0 +1,71 @@
+"""Inference one frame ahead, on a thread of its own.
+
+VapourSynth R81 runs a Python filter's frame callback one frame at a time (``std.ModifyFrame`` and
+``std.FrameEval`` alike; tests/test_filter_temporal.py checks it), so inside one ``colorize`` call the glue of
+frame n (guided upsampling, colour conversion, quantisation) and the inference of frame n + 1 would
+otherwise never overlap. In a sequential render the callback of frame n hands frame n + 1's luma and
+inference to this thread, which fills the filter's caches; the callback of n + 1 then finds the prediction
+there, or waits for it (:class:`vs_colorgan.temporal.PredictionCache` computes each key once, whoever asks
+first). The values are the ones the callback would compute itself, so the output does not depend on it.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger("vs_colorgan")
+
+
+class Lookahead:
+    """Submitted jobs run in order on one daemon thread; a job's failure is logged, never raised (the frame's
+    own callback meets the same failure and reports it as that frame's error). The thread starts with the
+    first job and ends after ``idle_s`` without one, so a script that is loaded again and again (a preview
+    editor) or a filter that is never rendered leaves no thread behind."""
+
+    def __init__(self, *, idle_s: float = 5.0, name: str = "vs_colorgan-lookahead") -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._idle_s = idle_s
+        self._name = name
+        self._last = -2  # the frame number of the last callback: look ahead only while frames come in order
+
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self._idle_s)
+            except queue.Empty:
+                with self._lock:  # submit() puts and checks under the same lock: no job is left behind
+                    if self._jobs.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                with torch.inference_mode():  # thread-local, like the callback's
+                    job()
+            except Exception:
+                log.debug("vs_colorgan: a look-ahead job failed", exc_info=True)
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def in_order(self, n: int) -> bool:
+        """Record a callback for frame ``n``; True when the one before was ``n - 1`` (a sequential render:
+        frame n + 1 will be asked for next, so computing it ahead is not wasted, unlike on seeks)."""
+        sequential = n == self._last + 1
+        self._last = n
+        return sequential
+
+    def submit(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            self._jobs.put(job)
+            if self._thread is None:
+                # a daemon: a job waiting on a VapourSynth frame must not hold up the end of vspipe or Python
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
