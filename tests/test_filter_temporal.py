@@ -257,7 +257,7 @@ def test_a_sequential_render_infers_ahead_on_its_own_thread_with_the_same_bytes(
     out, processor = build(src, ahead, render_size=RS)
     got = [np.asarray(f[p]).copy() for f in out.frames() for p in range(3)]
     assert processor.predictions.misses == 40 and len(names) == 40
-    assert names.count("vs_colorgan-lookahead") >= 30, names  # all but the first and any the callback won
+    assert names.count("vs_colorgan-lookahead") >= 20, names  # most: the callback computes those it reaches first
 
     plain = Colorizer.load(model, backend="torch")
     ref, ref_processor = build(src, plain, render_size=RS)
@@ -301,3 +301,28 @@ def test_the_look_ahead_thread_survives_a_failed_job_and_ends_when_idle() -> Non
     again = threading.Event()
     la.submit(again.set)  # and starts again with the next job
     assert again.wait(5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_look_ahead_never_deadlocks_a_render(model: Path, tmp_path: Path, threads: int) -> None:
+    """With one VapourSynth thread the callback holds the only thread while the look-ahead job waits for a
+    frame: the callback must not wait on that job. In a subprocess, so that a deadlock fails by timeout."""
+    script = tmp_path / "render.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import vapoursynth as vs
+        from conftest import frames_clip, gray_frames
+        from vs_colorgan import colorize
+        vs.core.num_threads = {threads}
+        src = vs.core.resize.Bicubic(frames_clip(gray_frames(40, 64, 48, seed=8)), format=vs.YUV420P8)
+        out = colorize(src, model={str(model)!r}, backend="torch")
+        print(sum(1 for _ in out.frames()))
+        for n in (5, 6, 7, 30, 31):  # a seek, then in order again
+            out.get_frame(n)
+        print("done")
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["40", "done"]

@@ -204,7 +204,12 @@ class FrameProcessor:
         c, i = self.colorizer, n + 1
 
         def job() -> None:
-            luma = self.lumas.get_or_compute(i, lambda: c.preprocess(np.asarray(small.get_frame(i)[0])))
+            # get_frame first, outside the caches: it may wait for a VapourSynth thread, and a callback must
+            # never wait on a cache entry whose owner waits on VapourSynth (with one thread, or all of them
+            # inside callbacks, that is a deadlock). Past this line the job only computes, so a callback
+            # waiting on its entries always gets them; the job may also wait on the callback's, which compute.
+            mine = c.preprocess(np.asarray(small.get_frame(i)[0]))
+            luma = self.lumas.get_or_compute(i, lambda: mine)
             self.predictions.get_or_compute(i, lambda: c.predict(luma))
 
         la.submit(job)

@@ -10,14 +10,29 @@ first). The values are the ones the callback would compute itself, so the output
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 
 import torch
 
 log = logging.getLogger("vs_colorgan")
+
+_STOP = object()  # the job that ends the thread
+_LIVE: weakref.WeakSet[Lookahead] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all(timeout_s: float = 30.0) -> None:
+    """At interpreter exit, let each running job finish and end its thread, before Python finalises. A daemon
+    thread still inside a job (torch, ONNX Runtime or a VapourSynth get_frame) when finalisation starts is
+    ended from under that C++ code, which aborts the process ("terminate called without an active
+    exception", seen in tests before this existed); atexit handlers run while every thread still can."""
+    for la in list(_LIVE):
+        la.stop(timeout_s)
 
 
 class Lookahead:
@@ -33,6 +48,8 @@ class Lookahead:
         self._idle_s = idle_s
         self._name = name
         self._last = -2  # the frame number of the last callback: look ahead only while frames come in order
+        self._stopped = False
+        _LIVE.add(self)
 
     def _run(self) -> None:
         while True:
@@ -44,6 +61,8 @@ class Lookahead:
                         self._thread = None
                         return
                 continue
+            if job is _STOP:
+                return
             try:
                 with torch.inference_mode():  # thread-local, like the callback's
                     job()
@@ -62,8 +81,25 @@ class Lookahead:
         self._last = n
         return sequential
 
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Drop the jobs not started, let the running one finish, end the thread; later jobs are ignored."""
+        with self._lock:
+            self._stopped = True
+            thread, self._thread = self._thread, None
+            while True:
+                try:
+                    self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            if thread is not None:
+                self._jobs.put(_STOP)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+
     def submit(self, job: Callable[[], object]) -> None:
         with self._lock:
+            if self._stopped:
+                return
             self._jobs.put(job)
             if self._thread is None:
                 # a daemon: a job waiting on a VapourSynth frame must not hold up the end of vspipe or Python
