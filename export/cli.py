@@ -15,11 +15,11 @@ or an unreadable checkpoint.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
 
+from vs_colorgan.backends import sha256_file
 from vs_colorgan.formats import MATRIX_ALIASES
 from vs_colorgan.model_io import ModelFileError, load_generator
 from vs_colorgan.model_io import resolve_generator_path as resolve_checkpoint
@@ -34,14 +34,6 @@ def default_output(checkpoint: Path, *, target: str, fp16: bool) -> Path:
     """``RUN/generator.safetensors`` -> ``RUN/generator[_vsmlrt][_fp16].onnx``."""
     suffix = ("_vsmlrt" if target == "vsmlrt" else "") + ("_fp16" if fp16 else "")
     return checkpoint.with_name(checkpoint.stem + suffix + ".onnx")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _opset(text: str) -> int:
@@ -124,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         export_onnx(model, config, out, opset=args.opset, simplify=args.simplify,
-                    extra_metadata={SOURCE_KEY: _sha256(checkpoint)},
+                    extra_metadata={SOURCE_KEY: sha256_file(checkpoint)},
                     check=None if args.no_check else check, **options)
     except ValueError as e:  # option errors from export_onnx (render size, opset)
         print(f"{PROG}: error: {e}", file=sys.stderr)

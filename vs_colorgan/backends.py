@@ -107,19 +107,24 @@ def model_paths(model: str | os.PathLike | None) -> tuple[Path, Path | None, Pat
 SOURCE_KEY = "vs_colorgan.source_sha256"  # written by colorgan-export (export.onnx_export.SOURCE_KEY)
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The file's sha256 (hex), read in 1 MiB blocks (model files, exported sources, rendered chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
-    """The file's sha256 (hex), remembered per (path, size, mtime): each colorize call checks the bundled pair."""
+    """:func:`sha256_file`, remembered per (path, size, mtime): each colorize call checks the bundled pair."""
     st = path.stat()
     return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=32)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def onnx_matches(onnx: Path, st: Path) -> tuple[bool, str]:

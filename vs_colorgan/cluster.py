@@ -338,25 +338,27 @@ def render_chunk(args: argparse.Namespace, plan: Plan, chunk: Chunk) -> dict[str
     done = read_meta(plan, chunk)
     if done is not None:  # a duplicate attempt of a chunk already in place: the same bytes, nothing to do
         return {**done, "worker": _worker_info(socket)}
+    from .backends import sha256_file
+
+    stopped = {"stopped": True, "index": chunk.index, "worker": _worker_info(socket)}
     if plan.stop_file.exists():  # queued before the driver was interrupted: nothing to do
-        return {"stopped": True, "index": chunk.index, "worker": _worker_info(socket)}
+        return stopped
     chunk_args = argparse.Namespace(**{**vars(args), "output": final})
     tmp = temporary_path(final)
     try:
-        try:
-            written = render_range(chunk_args, chunk.start, chunk.stop, tmp, should_stop=plan.stop_file.exists)
-        except Stopped:
-            tmp.unlink(missing_ok=True)
-            return {"stopped": True, "index": chunk.index, "worker": _worker_info(socket)}
+        written = render_range(chunk_args, chunk.start, chunk.stop, tmp, should_stop=plan.stop_file.exists)
         counted = count_frames(tmp)
         if written != chunk.frames or counted != chunk.frames:
             raise RuntimeError(f"chunk {chunk.index} (frames {chunk.start}-{chunk.stop - 1}) has {counted} frames "
                                f"({written} encoded), not {chunk.frames}")
         fp = hardware_fingerprint(args)
         meta = {"plan": plan.key, "index": chunk.index, "start": chunk.start, "frames": chunk.frames,
-                "size": tmp.stat().st_size, "sha256": _sha256_file(tmp), "fingerprint": fp,
+                "size": tmp.stat().st_size, "sha256": sha256_file(tmp), "fingerprint": fp,
                 "fingerprint_id": fingerprint_id(fp)}
         os.replace(tmp, final)
+    except Stopped:
+        tmp.unlink(missing_ok=True)
+        return stopped
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -368,14 +370,6 @@ def render_chunk(args: argparse.Namespace, plan: Plan, chunk: Chunk) -> dict[str
         meta_tmp.unlink(missing_ok=True)
         raise
     return {**meta, "worker": _worker_info(socket)}
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _worker_info(socket: Any) -> dict[str, Any]:
