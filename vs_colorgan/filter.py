@@ -154,8 +154,10 @@ class _PlaneFormat:
 class FrameProcessor:
     """The ``ModifyFrame`` callback: one per ``colorize`` call, holding its caches."""
 
-    def __init__(self, colorizer: Colorizer, plane: _PlaneFormat, *, fallback_matrix: int | None, cache_size: int) -> None:
+    def __init__(self, colorizer: Colorizer, plane: _PlaneFormat, *, small: vs.VideoNode, fallback_matrix: int | None,
+                 cache_size: int) -> None:
         self.colorizer = colorizer
+        self.small = small  # the render-size luma (GRAYS): the callback's window, and what the look-ahead reads
         self.plane = plane
         self.fallback_matrix = fallback_matrix
         self.radius = colorizer.options.temporal_radius
@@ -165,8 +167,7 @@ class FrameProcessor:
         self.trims = 0
         self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
         self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
-        self.lookahead: Lookahead | None = None  # set by build with the render-size luma (see ahead())
-        self._small: vs.VideoNode | None = None
+        self.lookahead: Lookahead | None = None  # set by build outside keyframe mode (see ahead())
 
     @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -198,8 +199,8 @@ class FrameProcessor:
         """In a sequential render, start frame ``n + 1``'s luma and inference on the look-ahead thread, so
         that it runs while this callback does frame ``n``'s glue (vs_colorgan.lookahead; 480p on 2 cores:
         README, Speed). The caches make each value computed once, by whichever side asks first."""
-        la, small = self.lookahead, self._small
-        if la is None or small is None or not la.in_order(n) or n + 1 >= small.num_frames:
+        la, small = self.lookahead, self.small
+        if la is None or not la.in_order(n) or n + 1 >= small.num_frames:
             return
         c, i = self.colorizer, n + 1
 
@@ -270,12 +271,11 @@ class FrameProcessor:
         return out
 
 
-def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode,
-                      small: vs.VideoNode) -> None:
-    """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). ``small`` is
-    the render-size luma (GRAYS, with the source's props); frames are read from it inside the callback, so any
-    frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
-    c, p = processor.colorizer, processor.plane
+def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode) -> None:
+    """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). Frames of
+    ``processor.small`` (the render-size luma, GRAYS, with the source's props) are read inside the callback,
+    so any frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
+    c, p, small = processor.colorizer, processor.plane, processor.small
     first = work.get_frame(min(refs))  # the matrix references are converted with (of the first keyframe)
     cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
                              fallback_matrix=processor.fallback_matrix, gray=p.gray)
@@ -322,11 +322,11 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
                          subsampling_w=wfmt.subsampling_w, subsampling_h=wfmt.subsampling_h,
                          width=clip.width, height=clip.height)
     cache_size = radius + 1 + 2 * core.num_threads + 3  # frames in flight + the window + the look-ahead frame
-    processor = FrameProcessor(colorizer, plane, fallback_matrix=matrix, cache_size=cache_size)
+    processor = FrameProcessor(colorizer, plane, small=small, fallback_matrix=matrix, cache_size=cache_size)
     if references:
-        attach_references(processor, references, work, small)
+        attach_references(processor, references, work)
     else:
-        processor.lookahead, processor._small = Lookahead(), small
+        processor.lookahead = Lookahead()
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
         out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix
