@@ -5,6 +5,9 @@ arguments, inside other helpers, or from scripts that vspipe runs in another pro
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +30,18 @@ TINY = dict(width=8, d_width=8, image_size=64, batch_size=2, threads=1, val_batc
 
 
 # ---- clips
+
+def run_vspipe(script: Path, *args: str, timeout: float = 300) -> bytes:
+    """``vspipe ARGS SCRIPT -`` with this virtual environment's vspipe (its bin first on PATH, as activated):
+    the raw frames on stdout, after checking that it succeeded."""
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+           "VIRTUAL_ENV": str(venv_bin.parent)}
+    done = subprocess.run([str(venv_bin / "vspipe"), *args, str(script), "-"], env=env, capture_output=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
 
 def frames_clip(frames: list[np.ndarray], **props) -> vs.VideoNode:
     """A clip whose frame n is ``frames[n]``, its format from the arrays: (h, w) uint8 -> GRAY8, (h, w) float32

@@ -21,7 +21,7 @@ from vs_colorgan import colorize
 from vs_colorgan.filter import build
 from vs_colorgan.pipeline import ColorOptions, Colorizer
 
-from conftest import RS, frames_clip, gray_frames
+from conftest import RS, frames_clip, gray_frames, run_vspipe
 
 torch.set_num_threads(1)
 core = vs.core
@@ -82,17 +82,8 @@ vs_colorgan.colorize(clip, model={model!r}).set_output()
 def test_vspipe_chunk_equals_the_whole_and_stdout_is_only_video(model: Path, tmp_path: Path) -> None:
     script = tmp_path / "colorize.vpy"
     script.write_text(textwrap.dedent(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), model=str(model))))
-    venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(Path(venv_bin).parent)}
-
-    def vspipe(*args: str) -> bytes:
-        done = subprocess.run([os.path.join(venv_bin, "vspipe"), *args, str(script), "-"], env=env,
-                              capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr.decode(errors="replace")
-        return done.stdout
-
     frame_size = 96 * 64 * 3 // 2
-    chunk = vspipe("-s", "9", "-e", "16")  # a separate process renders frames 9..16 only
+    chunk = run_vspipe(script, "-s", "9", "-e", "16", timeout=120)  # a separate process renders frames 9..16 only
     assert len(chunk) == 8 * frame_size  # nothing but the frames on stdout
     clip = core.resize.Bicubic(frames_clip(two_scenes(12, 12)), format=vs.YUV420P8)
     whole = render(colorize(clip, model=model), range(24))  # the whole clip, sequentially, here

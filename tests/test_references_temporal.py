@@ -4,10 +4,7 @@ frame is a palette (logged, not an error)."""
 from __future__ import annotations
 
 import logging
-import os
 import random
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from skimage import data
 from vs_colorgan import colorize
 from vs_colorgan.propagate import ReferencePropagator
 
-from conftest import chroma, expected_chroma, gray_clip, pan_frames
+from conftest import chroma, expected_chroma, gray_clip, pan_frames, run_vspipe
 
 core = vs.core
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,17 +152,8 @@ vs_colorgan.colorize(clip, model={model!r}, references={{3: frames[3], 30: frame
 def test_vspipe_chunk_with_references_equals_the_whole(model: Path, tmp_path: Path) -> None:
     script = tmp_path / "keys.vpy"
     script.write_text(textwrap.dedent(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), model=str(model))))
-    venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-    def vspipe(*args: str) -> bytes:
-        done = subprocess.run([os.path.join(venv_bin, "vspipe"), *args, str(script), "-"], env=env,
-                              capture_output=True, timeout=300)
-        assert done.returncode == 0, done.stderr.decode(errors="replace")
-        return done.stdout
-
     frame_size = 96 * 64 * 3 // 2
-    chunk = vspipe("-s", "14", "-e", "22")  # a separate process, frames 14..22 only (across the cut at 20)
-    whole = vspipe()  # another process, the whole clip in order
+    chunk = run_vspipe(script, "-s", "14", "-e", "22")  # a separate process, frames 14..22 only (across the cut at 20)
+    whole = run_vspipe(script)  # another process, the whole clip in order
     assert len(whole) == 40 * frame_size
     assert chunk == whole[14 * frame_size:23 * frame_size]
