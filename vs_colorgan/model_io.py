@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .networks import GENERATORS, build_generator
+from .networks import GENERATORS, PADDINGS, build_generator
 
 METADATA_KEY = "vs_colorgan"
 FORMAT_VERSION = 1
@@ -56,6 +56,7 @@ class ModelConfig:
     confidence: bool = False  # U-Net with a confidence head (3rd output channel), see networks.calibrate
     chroma_gain: float = 1.0  # calibration applied in the network's forward (fitted on validation photos)
     confidence_tau: float = 0.0
+    padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
     format_version: int = FORMAT_VERSION
 
     @property
@@ -149,6 +150,7 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "confidence": Rule(lambda v: isinstance(v, bool), "true or false"),
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
+    "padding": Rule(lambda v: isinstance(v, str) and v in PADDINGS, f"one of {list(PADDINGS)}"),
 }
 
 
@@ -281,7 +283,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     except Exception as e:
         raise ModelFileError(f"{path}: tensors unreadable, the file is truncated or damaged ({e})") from None
     model = build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
-                            confidence_tau=cfg.confidence_tau)
+                            confidence_tau=cfg.confidence_tau, padding=cfg.padding)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

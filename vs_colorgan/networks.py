@@ -227,14 +227,42 @@ class PatchDiscriminator(nn.Module):
 
 GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator}
 
+# How the generators' convolutions pad their borders. "zeros" is torchvision's (and every file written before
+# the option existed). "reflect" is the bundled model's since issue 17: zero padding tells a network where the
+# frame's border is, and a stride-2 convolution over an even side pads the top and left edges only, so the
+# top-left corner is marked most strongly. Trained on photos whose tops are sky, a zero-padded U-Net learned
+# "colour by position" and painted a blob of rainbow hues into the top-left of any flat or smooth frame.
+# With reflected borders a constant input stays constant through every layer: no absolute position to learn.
+PADDINGS: tuple[str, ...] = ("zeros", "reflect")
+
+
+def set_padding(module: nn.Module, padding: str) -> nn.Module:
+    """Make every padded ``Conv2d`` in ``module`` pad its borders with ``padding`` (one of :data:`PADDINGS`).
+
+    Only the border values change, not the parameters, so a state dict loads into either form. Max pooling
+    keeps its -inf padding, which passes a constant through unchanged already.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; known: {list(PADDINGS)}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and any(m.padding):
+            m.padding_mode = padding
+    return module
+
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                    confidence_tau: float = 0.0) -> nn.Module:
+                    confidence_tau: float = 0.0, padding: str = "zeros") -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
-    calibration :func:`calibrate` applies in ``forward``.
+    calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
+    (:func:`set_padding`).
     """
+    return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
+                              confidence_tau=confidence_tau), padding)
+
+
+def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if arch == "unet":
