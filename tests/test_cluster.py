@@ -18,7 +18,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, write_source  # noqa: E402
+from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, every_colorize_option, write_source  # noqa: E402
 
 from vs_colorgan import cluster  # noqa: E402
 from vs_colorgan.render import build_parser, main  # noqa: E402
@@ -148,6 +148,42 @@ def test_a_chunk_task_stops_between_frames_when_the_driver_says_so(model: Path, 
     meta = cluster.render_chunk(args, plan, first)
     assert "stopped" not in meta and meta["frames"] == 80
     assert len(decoded(plan.path(first))) == 80 and cluster.read_meta(plan, first) is not None
+
+
+def test_a_chunk_task_applies_every_colorize_option(model: Path, source: Path, tmp_path: Path,
+                                                   monkeypatch) -> None:
+    """The chunk task renders with the driver's colorize options, all of them (in-process, without Ray):
+    --saturation 0.5 gives the frames of colorize(saturation=0.5), and every option reaches colorize."""
+    import vapoursynth as vs
+
+    import vs_colorgan
+
+    args = build_parser().parse_args([str(source), str(tmp_path / "o.mkv"), "--model", str(model), "--workers", "1",
+                                      "--chunk-frames", "4", "--saturation", "0.5", "--quiet"])
+    plan = cluster.make_plan(args, num_frames=N, workers=1, codec="ffv1")
+    plan.folder.mkdir()
+    assert cluster.render_chunk(args, plan, plan.chunks[1])["frames"] == 4
+    src = vs.core.bs.VideoSource(str(source))
+    expect = vs_colorgan.colorize(src, model=str(model), saturation=0.5)[4:8]
+    for got, frame in zip(decoded(plan.path(plan.chunks[1])), expect.frames(), strict=True):
+        assert all(np.array_equal(got[p], np.asarray(frame[p])) for p in range(3))
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    argv, expect_options = every_colorize_option(model, refs)
+    seen, real = {}, vs_colorgan.colorize
+
+    def fake(clip, **kwargs):  # records what the task asks for, renders with the model only
+        seen.update(kwargs)
+        return real(clip, model=str(model))
+
+    monkeypatch.setattr(vs_colorgan, "colorize", fake)
+    args = build_parser().parse_args([str(source), str(tmp_path / "p.mkv"), *argv, "--workers", "1",
+                                      "--chunk-frames", "4", "--quiet"])
+    plan = cluster.make_plan(args, num_frames=N, workers=1, codec="ffv1")
+    plan.folder.mkdir()
+    cluster.render_chunk(args, plan, plan.chunks[0])
+    assert seen == expect_options
 
 
 def test_mixed_hardware_is_refused_unless_allowed() -> None:

@@ -288,7 +288,7 @@ def attach_references(processor: FrameProcessor, refs: dict[int, Reference], wor
         refs, luma=luma, cut_flag=lambda i: _cut_flag(small.get_frame(i), small.get_frame(i - 1)),
         size=(p.width, p.height), matrix=MATRIX_COEFFICIENTS[cm.matrix],
         scene_threshold=c.options.scene_threshold, upsample_radius=c.options.upsample_radius,
-        upsample_eps=c.options.upsample_eps, cache_size=processor.lumas.capacity)
+        upsample_eps=c.options.upsample_eps, saturation=c.options.saturation, cache_size=processor.lumas.capacity)
     palette = propagator.classify()
     if palette:
         log.warning("%s: the references of frames %s do not match their frames' luma; they are used as palettes "

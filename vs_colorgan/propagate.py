@@ -41,6 +41,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -48,12 +49,14 @@ import torch
 import torch.nn.functional as F
 
 from . import color
+from .pipeline import lab_to_cbcr
 from .references import Reference
 from .scribble import FILL_SIZE, STROKE_ALPHA, fill_from_strokes
 from .temporal import PredictionCache, mean_abs_l_difference
 from .upsample import fast_guided_upsample, limit_to_gamut
 
 log = logging.getLogger("vs_colorgan")
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,7 +212,7 @@ class ReferencePropagator:
     def __init__(self, references: dict[int, Reference], *, luma: Callable[[int], FrameLuma],
                  cut_flag: Callable[[int], bool | None], size: tuple[int, int], matrix: tuple[float, float],
                  scene_threshold: float, upsample_radius: int, upsample_eps: float, cache_size: int,
-                 options: PropagationOptions | None = None) -> None:
+                 saturation: float = 1.0, options: PropagationOptions | None = None) -> None:
         self.refs = references
         self.frames = sorted(references)
         self.width, self.height = size
@@ -217,6 +220,7 @@ class ReferencePropagator:
         self.scene_threshold = scene_threshold
         self.upsample_radius = 2 * upsample_radius  # the filter's radius is on the work grid, half this grid
         self.upsample_eps = upsample_eps
+        self.saturation = saturation  # colorize's chroma gain: on the carried colour as on the automatic one
         self.options = options = options if options is not None else DEFAULT_OPTIONS
         self._luma_source = luma
         self._cut_flag = cut_flag
@@ -409,7 +413,7 @@ class ReferencePropagator:
         """
         o = self.options
         if n in self.refs and n not in self.palette:  # the keyframe itself: the user's chroma
-            return RefResult(limit_to_gamut(guide, self.key_chroma(n, guide), self.kr, self.kb), 1.0, (n,))
+            return RefResult(limit_to_gamut(guide, self.gain(self.key_chroma(n, guide)), self.kr, self.kb), 1.0, (n,))
         # colour keys and palettes are looked up apart: a palette between two keys does not hide them
         colour = [k for k in dict.fromkeys(self.scene_keys(n, self.colour_frames)) if k is not None]
         palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
@@ -419,13 +423,15 @@ class ReferencePropagator:
         y = self.luma(n).y
         if colour:
             cbcr, conf = self.propagate(n, colour)
+            cbcr = self.gain(cbcr)
         else:
             cbcr, conf = np.zeros((*y.shape, 2), np.float32), np.zeros(y.shape, np.float32)
         mix = np.clip(1.0 - conf / o.auto_below, 0.0, 1.0)
         if mix.max() > 0.0:
             cbcr_auto = self.automatic_cbcr(automatic, y.shape)
             if palette is not None:
-                cbcr_auto = transfer_statistics(cbcr_auto, *self.palette[palette])
+                mean, std = self.palette[palette]
+                cbcr_auto = transfer_statistics(cbcr_auto, self.gain(mean), self.gain(std))
             cbcr = (1.0 - mix[..., None]) * cbcr + mix[..., None] * cbcr_auto
         up = fast_guided_upsample(to_tensor(cbcr), to_tensor(y), guide, radius=self.upsample_radius,
                                   eps=self.upsample_eps)
@@ -435,10 +441,14 @@ class ReferencePropagator:
                        shape: tuple[int, int]) -> np.ndarray:
         """The automatic path's prediction as Cb, Cr (h, w, 2) on the render grid."""
         l_work, ab = automatic()
-        rgb = color.merge_lab(l_work, ab)
-        _, cb, cr = color.rgb_to_ycbcr(rgb, self.kr, self.kb)
-        up = F.interpolate(torch.cat([cb, cr], dim=1).float().cpu(), size=shape, mode="bilinear", align_corners=False)
+        cbcr = lab_to_cbcr(l_work, ab, self.kr, self.kb, saturation=self.saturation)
+        up = F.interpolate(cbcr.float().cpu(), size=shape, mode="bilinear", align_corners=False)
         return to_hwc(up)
+
+    def gain(self, cbcr: ArrayOrTensor) -> ArrayOrTensor:
+        """The saturation gain on chroma the user gave (a key's, carried or a palette's statistics): the
+        automatic colour gets it in :func:`~vs_colorgan.pipeline.lab_to_cbcr` instead, once."""
+        return cbcr if self.saturation == 1.0 else cbcr * self.saturation
 
 
 def transfer_statistics(cbcr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .cli_options import add_colorize_arguments, options_from_arguments
+
 PROG = "colorgan-render"
 
 # codec choice -> (FFmpeg encoder, display name)
@@ -87,9 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
                "section colorgan-render.")
     ap.add_argument("input", type=Path, help="the black-and-white video (anything FFmpeg decodes)")
     ap.add_argument("output", type=Path, help="the file to write (.mp4, .mov, .m4v or .mkv)")
-    ap.add_argument("--model", default=None, help="generator .safetensors or .onnx (default: the bundled model)")
-    ap.add_argument("--references", type=Path, default=None,
-                    help="folder of colour reference images, passed to colorize(references=...)")
     ap.add_argument("--start", type=_nonnegative_int, default=None, help="first frame to render (default 0)")
     ap.add_argument("--end", type=_nonnegative_int, default=None, help="last frame to render, inclusive (default: the last)")
     ap.add_argument("--codec", choices=tuple(CODECS), default=None, help="default: by the output's extension")
@@ -98,19 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
     ap.add_argument("--threads", type=int, default=0, help="VapourSynth threads (default: all cores)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = ap.add_argument_group("colorize options (see docs/filter.md)")
-    g.add_argument("--backend", default="auto", help="auto, torch or ort")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--render-size", type=int, default=None, help="short side the generator runs at")
-    g.add_argument("--temporal-radius", type=int, default=None)
-    g.add_argument("--temporal-sigma", type=float, default=None)
-    g.add_argument("--scene-threshold", type=float, default=None)
-    g.add_argument("--upsample-radius", type=int, default=None)
-    g.add_argument("--upsample-eps", type=float, default=None)
-    g.add_argument("--matrix", type=int, default=None, help="YCbCr matrix for untagged frames (1, 5, 6, 9 ...)")
-    g.add_argument("--fp16", action="store_true", help="half precision (CUDA)")
-    g.add_argument("--num-streams", type=int, default=None)
-    g.add_argument("--tensorrt", action="store_true", help="ORT on CUDA: TensorRT provider")
+    add_colorize_arguments(ap, help_override={
+        "model": "generator .safetensors or .onnx (default: the bundled model)",
+        "references": "folder of colour reference images, passed to colorize(references=...)"})
     from .cluster import add_arguments
 
     add_arguments(ap)
@@ -131,18 +120,8 @@ def choose_codec(output: Path, codec: str | None) -> tuple[str, str]:
 
 
 def colorize_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The colorize keyword arguments the command line gave (the rest keep the filter's defaults)."""
-    options: dict[str, Any] = {"backend": args.backend, "device": args.device}
-    for name in ("model", "render_size", "temporal_radius", "temporal_sigma", "scene_threshold",
-                 "upsample_radius", "upsample_eps", "matrix", "num_streams"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    for name in ("fp16", "tensorrt"):
-        if getattr(args, name):
-            options[name] = True
-    if args.references is not None:
-        options["references"] = args.references
-    return options
+    """The colorize keyword arguments of the command line: every option, derived from colorize's signature."""
+    return options_from_arguments(args)
 
 
 def check_references(references: Path | None) -> None:
