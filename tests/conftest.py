@@ -279,7 +279,7 @@ def every_colorize_option(model: Path, refs: Path) -> tuple[list[str], dict[str,
     """A command line that sets every colorize option (valid on a CPU, most away from its default), and the
     keyword arguments colorize must then get. Fails when colorize gains an option not listed here, so that
     the tests of each tool (colorgan-render, the cluster's chunk tasks, the .vpy examples) cover it."""
-    from vs_colorgan.cli_options import colorize_options
+    from vs_colorgan.render.options import colorize_options
 
     values: dict[str, object] = {
         "model": model, "backend": "torch", "device": "cpu", "render_size": 64, "temporal_radius": 1,

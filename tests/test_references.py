@@ -11,7 +11,7 @@ import pytest
 import vapoursynth as vs
 
 from vs_colorgan import colorize
-from vs_colorgan.scribble import fill_from_strokes
+from vs_colorgan.reference.scribble import fill_from_strokes
 from skimage import data
 from conftest import frames_clip, gray_clip, chroma, expected_chroma, pan_frames
 

@@ -178,9 +178,9 @@ def test_references_are_passed_through(model: Path, source: Path, tmp_path: Path
 
 
 def test_audio_the_container_cannot_hold_is_transcoded(model: Path, source: Path, tmp_path: Path, monkeypatch) -> None:
-    import vs_colorgan.render as render_module
+    import vs_colorgan.render.encode as encode
 
-    monkeypatch.setattr(render_module, "can_copy", lambda out, codec: False)
+    monkeypatch.setattr(encode, "can_copy", lambda out, codec: False)
     out = tmp_path / "t.mp4"
     assert render(source, out, "--model", model, "--end", "5") == 0
     with av.open(str(out)) as c:

@@ -1,4 +1,4 @@
-"""vs_colorgan.vpy: the folder a vspipe command was started from, as R81 leaves it to the script
+"""vs_colorgan.render.vpy: the folder a vspipe command was started from, as R81 leaves it to the script
 (working directory = the script's folder, ``__file__`` as typed, the shell's ``PWD``)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import every_colorize_option, run_vspipe
-from vs_colorgan.vpy import colorize_options, start_dir, user_path
+from vs_colorgan.render.vpy import colorize_options, start_dir, user_path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

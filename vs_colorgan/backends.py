@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -394,3 +395,41 @@ def load_runner(settings: BackendSettings, path: str | os.PathLike) -> Runner:
     log.info("vs_colorgan: %s backend on %s%s, model %s (%s, width %d)", settings.backend, settings.device,
              " fp16" if settings.fp16 else "", path, runner.config.arch, runner.config.width)
     return runner
+
+
+class RunnerCache:
+    """Runners kept for reuse, keyed by the settings, the model file's path and its sha256 (a file replaced
+    under the same name is loaded anew). A long-lived process that colourizes many clips with the same model,
+    such as a cluster render's worker, then loads the model once instead of once per clip."""
+
+    def __init__(self) -> None:
+        self._runners: dict[tuple[BackendSettings, str, str], Runner] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, settings: BackendSettings, path: str | os.PathLike) -> Runner:
+        key = (settings, str(Path(path).resolve()), file_sha256(Path(path)))
+        with self._lock:  # one load per key even when two threads ask at once
+            if key not in self._runners:
+                self._runners[key] = load_runner(settings, path)
+                self.loads += 1
+            return self._runners[key]
+
+
+_shared_runners: RunnerCache | None = None
+
+
+def share_runners() -> RunnerCache:
+    """From now on, :func:`get_runner` in this process reuses runners (see :class:`RunnerCache`); returns the
+    cache (its ``loads`` count the models loaded). Idempotent."""
+    global _shared_runners
+    if _shared_runners is None:
+        _shared_runners = RunnerCache()
+    return _shared_runners
+
+
+def get_runner(settings: BackendSettings, path: str | os.PathLike) -> Runner:
+    """The runner ``colorize`` uses: shared after :func:`share_runners`, else a fresh :func:`load_runner`
+    (a script's runners are freed with its clips)."""
+    cache = _shared_runners
+    return cache.get(settings, path) if cache is not None else load_runner(settings, path)

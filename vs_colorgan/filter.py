@@ -30,13 +30,13 @@ import vapoursynth as vs
 from .errors import ColorizeError
 from .formats import FrameColorimetry, check_matrix, quantize_chroma, resolve_colorimetry
 from .lookahead import Lookahead
-from .model_io import ModelFileError, read_config
-from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer, RenderLuma, render_shape
-from .backends import choose_backend, load_runner
+from .model_io import ModelFileError, check_render_size, read_config
+from .pipeline import ColorOptions, Colorizer, RenderLuma, render_shape
+from .backends import choose_backend, get_runner
 from .color import MATRIX_COEFFICIENTS
-from .propagate import FrameLuma, ReferencePropagator
-from .references import Reference, ReferenceSpec, load_references
-from .temporal import PredictionCache
+from .reference.propagate import FrameLuma, ReferencePropagator
+from .reference.references import Reference, ReferenceSpec, load_references
+from .temporal import PredictionCache, cut_flag
 
 __all__ = ["colorize"]
 
@@ -124,22 +124,6 @@ def check_options(*, temporal_radius: Any, temporal_sigma: Any, scene_threshold:
                         upsample_eps=float(upsample_eps), saturation=float(saturation))
 
 
-def check_render_size(render_size: int, multiple: int) -> None:
-    if render_size % multiple or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
-        raise ColorizeError(f"\"render_size\" must be a multiple of {multiple} (the model's size multiple) "
-                            f"between {MIN_RENDER_SIZE} and {MAX_RENDER_SIZE}, not {render_size}")
-
-
-def _cut_flag(newer: vs.VideoFrame, older: vs.VideoFrame) -> bool | None:
-    """Cut between ``older`` and ``newer`` according to their properties, or None when they say nothing."""
-    flags = []
-    if "_SceneChangePrev" in newer.props:
-        flags.append(bool(newer.props["_SceneChangePrev"]))
-    if "_SceneChangeNext" in older.props:
-        flags.append(bool(older.props["_SceneChangeNext"]))
-    return any(flags) if flags else None
-
-
 @dataclass(frozen=True, kw_only=True)
 class _PlaneFormat:
     bits: int
@@ -189,7 +173,7 @@ class FrameProcessor:
         # stage 1: render-size luma -> Y', L_norm (cached per frame number)
         lumas = [self.lumas.get_or_compute(n - k, lambda k=k: c.preprocess(np.asarray(window[k][0])))
                  for k in range(count)]
-        length = c.window_length(lumas, [_cut_flag(window[k], window[k + 1]) for k in range(count - 1)])
+        length = c.window_length(lumas, [cut_flag(window[k].props, window[k + 1].props) for k in range(count - 1)])
         # stage 2: the predictions of the frames of this scene, each inferred once
         ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.predict(lumas[k])) for k in range(length)]
         # stage 3: temporal combination
@@ -243,7 +227,7 @@ class FrameProcessor:
         return cm, guide
 
     def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
-        """Keyframe mode: chroma carried from the references (vs_colorgan.propagate), the automatic path where
+        """Keyframe mode: chroma carried from the references (vs_colorgan.reference.propagate), the automatic path where
         no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
         c, p = self.colorizer, self.plane
         cm, guide = self.colorimetry_and_guide(frame)
@@ -274,7 +258,7 @@ class FrameProcessor:
 def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode) -> None:
     """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). Frames of
     ``processor.small`` (the render-size luma, GRAYS, with the source's props) are read inside the callback,
-    so any frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
+    so any frame's result can be computed whatever was rendered before (see vs_colorgan.reference.propagate)."""
     c, p, small = processor.colorizer, processor.plane, processor.small
     first = work.get_frame(min(refs))  # the matrix references are converted with (of the first keyframe)
     cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
@@ -285,7 +269,7 @@ def attach_references(processor: FrameProcessor, refs: dict[int, Reference], wor
         return FrameLuma(y, c.preprocess(y).l_work.cpu())
 
     propagator = ReferencePropagator(
-        refs, luma=luma, cut_flag=lambda i: _cut_flag(small.get_frame(i), small.get_frame(i - 1)),
+        refs, luma=luma, cut_flag=lambda i: cut_flag(small.get_frame(i).props, small.get_frame(i - 1).props),
         size=(p.width, p.height), matrix=MATRIX_COEFFICIENTS[cm.matrix],
         scene_threshold=c.options.scene_threshold, upsample_radius=c.options.upsample_radius,
         upsample_eps=c.options.upsample_eps, saturation=c.options.saturation, cache_size=processor.lumas.capacity)
@@ -381,7 +365,7 @@ def colorize(
     :param tensorrt: ORT on CUDA: use the TensorRT provider (engines cached on disk).
     :param references: colour from keyframes: ``{frame: image}`` (a path, an RGB(A) array or a one-frame colour
         clip) or a folder of ``ref_NNNNNN.png``/``.jpg``; PNGs with alpha are strokes, filled along the luma.
-        Each shot takes its colour from its keyframes (see vs_colorgan.propagate and README, "Colour from
+        Each shot takes its colour from its keyframes (see vs_colorgan.reference.propagate and README, "Colour from
         keyframes"); None: automatic colour only.
     """
     try:
@@ -397,7 +381,7 @@ def colorize(
         config = read_config(path)
         size = config.render_size if render_size is None else render_size
         check_render_size(size, config.size_multiple)
-        colorizer = Colorizer(load_runner(settings, path), options)
+        colorizer = Colorizer(get_runner(settings, path), options)
         out, _ = build(clip, colorizer, render_size=size, matrix=matrix, references=refs)
         return out
     except ColorizeError as e:

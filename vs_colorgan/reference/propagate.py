@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -48,12 +48,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import color
-from .pipeline import lab_to_cbcr
+from .. import color
+from ..pipeline import lab_to_cbcr
 from .references import Reference
 from .scribble import FILL_SIZE, STROKE_ALPHA, fill_from_strokes
-from .temporal import PredictionCache, mean_abs_l_difference
-from .upsample import fast_guided_upsample, limit_to_gamut
+from ..temporal import PredictionCache, scene_cut
+from ..upsample import fast_guided_upsample, limit_to_gamut
 
 log = logging.getLogger("vs_colorgan")
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
@@ -103,15 +103,6 @@ class RefResult:
     confidence: float
     keys: tuple[int, ...]
     palette: int | None = None
-
-
-class _PeekableCache(PredictionCache[State]):
-    """A :class:`PredictionCache` that can say whether a key is present without computing it (so the anchor
-    chain restarts from the last cached anchor instead of from the key)."""
-
-    def peek(self, key: Hashable) -> State | None:
-        with self._lock:
-            return self._values.get(key)
 
 
 def to_tensor(hwc: np.ndarray) -> torch.Tensor:
@@ -227,7 +218,7 @@ class ReferencePropagator:
         self._lumas: PredictionCache[FrameLuma] = PredictionCache(cache_size + 2 * options.anchor_step)
         self._keys: PredictionCache[State] = PredictionCache(8)
         self._fills: PredictionCache[tuple[np.ndarray, np.ndarray]] = PredictionCache(8)
-        self._anchors = _PeekableCache(cache_size + 8)
+        self._anchors: PredictionCache[State] = PredictionCache(cache_size + 8)
         self._cuts: dict[int, bool] = {}  # one bool per frame: cheap to keep for the whole clip
         self.palette: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # key -> (mean, std) of its Cb, Cr
         self.colour_frames = list(self.frames)  # the keys that are not palettes (set by classify)
@@ -240,9 +231,8 @@ class ReferencePropagator:
         """Is there a scene cut between frames i - 1 and i? (The filter's rule: props first, else mean |dL*|.)"""
         cut = self._cuts.get(i)
         if cut is None:
-            flag = self._cut_flag(i)
-            cut = flag if flag is not None else \
-                mean_abs_l_difference(self.luma(i).l_work, self.luma(i - 1).l_work) > self.scene_threshold
+            cut = scene_cut(self._cut_flag(i), lambda: (self.luma(i).l_work, self.luma(i - 1).l_work),
+                            scene_threshold=self.scene_threshold)
             self._cuts[i] = cut
         return cut
 
@@ -290,7 +280,7 @@ class ReferencePropagator:
 
     def _fill(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """A partial reference's chroma filled from its strokes (Levin et al. 2004) on a grid of short side
-        :data:`~vs_colorgan.scribble.FILL_SIZE`: (Cb, Cr (h, w, 2), Y' (h, w)) on that grid."""
+        :data:`~vs_colorgan.reference.scribble.FILL_SIZE`: (Cb, Cr (h, w, 2), Y' (h, w)) on that grid."""
         y_render = self.luma(k).y
         h, w = y_render.shape
         scale = min(1.0, FILL_SIZE / min(h, w))

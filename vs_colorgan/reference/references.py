@@ -10,7 +10,7 @@ frame and the file):
   modes read, so existing reference folders work; ``colorgan-keyframes`` writes it).
 
 An image with an alpha channel that is not fully opaque is *partial*: only its painted pixels (alpha > 0)
-carry colour, and the rest of the keyframe's chroma is filled from them (:mod:`vs_colorgan.scribble`).
+carry colour, and the rest of the keyframe's chroma is filled from them (:mod:`vs_colorgan.reference.scribble`).
 Images of another size are resized to the clip's (area averaging when shrinking, bicubic when enlarging),
 as long as their aspect ratio is within :data:`ASPECT_TOLERANCE` of the clip's.
 
@@ -29,8 +29,8 @@ from typing import Any, Union
 import numpy as np
 import vapoursynth as vs
 
-from .errors import ColorizeError
-from .formats import default_matrix
+from ..errors import ColorizeError
+from ..formats import default_matrix
 
 REF_NAME = re.compile(r"^ref_(\d+)\.(png|jpe?g)$", re.IGNORECASE)
 ASPECT_TOLERANCE = 0.05  # relative aspect-ratio difference still resized to fit (rounding of odd sizes, overscan)

@@ -3,7 +3,7 @@
 ``colorgan-render`` (``--render-size 320``), the cluster's chunk tasks (which run ``colorgan-render``'s own
 code) and the ``.vpy`` examples (``vspipe -a render_size=320``) all read :func:`colorize_options`, so an
 option added to :func:`vs_colorgan.colorize` reaches each of them without being copied by hand, and an
-option they do not know is an error there (argparse's, or :func:`vs_colorgan.vpy.colorize_options`'s).
+option they do not know is an error there (argparse's, or :func:`vs_colorgan.render.vpy.colorize_options`'s).
 
 >>> [o.flag for o in colorize_options()][:3]
 ['--model', '--backend', '--device']
@@ -84,7 +84,7 @@ def _param_help(doc: str) -> dict[str, str]:
 @functools.cache
 def colorize_options() -> tuple[ColorizeOption, ...]:
     """Every keyword argument of :func:`vs_colorgan.colorize`, in its order."""
-    from .filter import colorize
+    from ..filter import colorize
 
     helps = _param_help(colorize.__doc__ or "")
     return tuple(ColorizeOption(p.name, _kind(p.name, str(p.annotation), p.default), p.default, helps.get(p.name, ""))

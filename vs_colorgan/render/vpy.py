@@ -61,13 +61,13 @@ def colorize_options(args: Mapping[str, Any], script: str | os.PathLike | None, 
 
     ``args`` holds the ``-a`` options only (a script takes ``dict(globals())`` as its first statement, before
     its own names exist; names starting with ``__`` are Python's and skipped). ``own`` are the script's own
-    keys (``src``), left to it. Every other key must be a colorize option (:mod:`vs_colorgan.cli_options`):
+    keys (``src``), left to it. Every other key must be a colorize option (:mod:`vs_colorgan.render.options`):
     an unknown one is an error, never ignored. ``name`` (the script's file name) prefixes the errors;
     colorize validates the values further. Paths are resolved with :func:`user_path`.
     """
     import vapoursynth as vs
 
-    from .cli_options import colorize_options as known
+    from .options import colorize_options as known
 
     by_name = {o.name: o for o in known()}
     options: dict[str, Any] = {}
