@@ -15,18 +15,9 @@ where that chain lost track, straight from the key (:meth:`ReferencePropagator._
 value is a pure function of (clip, references, options), so any order of requests, any number of threads and
 any chunking give the same bytes.
 
-One step, state at frame ``a`` -> frame ``b`` (:meth:`ReferencePropagator.step`):
-
-* dense flow both ways with OpenCV's DIS (Kroeger et al. 2016, "Fast Optical Flow using Dense Inverse
-  Search"), on 8-bit luma;
-* backward warp of a's chroma and confidence along the b -> a flow;
-* confidence = warped confidence x forward-backward consistency (the occlusion test of Sundaram, Brox &
-  Keutzer 2010, ``|w + w^|^2 < 0.01 (|w|^2 + |w^|^2) + 0.5``, made soft: exp(-lhs / rhs)) x luma
-  agreement (exp(-(box3 |Y_b - warped Y_a| / luma_sigma)^2)) x inside the frame;
-* holes (low confidence) filled by a confidence-weighted, edge-aware fill: normalised convolution
-  (Knutsson & Westin 1993) with the recursive domain-transform filter guided by luma (Gastal & Oliveira 2011,
-  "Domain Transform for Edge-Aware Image and Video Processing", section 4.2 / the RF filter); the fill's own
-  confidence is its normalised weight times :attr:`PropagationOptions.fill_trust`.
+One step, state at frame ``a`` -> frame ``b`` (:meth:`ReferencePropagator.step`): flow, warp, confidence and
+hole fill, in :mod:`vs_colorgan.reference.flow`. The keys' own colour (strokes filled, palettes found) is
+:mod:`vs_colorgan.reference.keys`.
 
 Distance from the key enters twice: confidence decays as ``exp(-d / distance_frames)``, and two keys are
 blended with linear-interpolation weights ``1 - d_i / (d_before + d_after)`` times their confidence.
@@ -43,55 +34,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import color
 from ..pipeline import lab_to_cbcr
-from .references import Reference
-from .scribble import FILL_SIZE, STROKE_ALPHA, fill_from_strokes
 from ..temporal import PredictionCache, scene_cut
 from ..upsample import fast_guided_upsample, limit_to_gamut
+from .flow import DEFAULT_OPTIONS as _DEFAULT, FrameLuma, PropagationOptions, State, carry, to_hwc, to_tensor
+from .keys import KeyColours
+from .references import Reference
+
+__all__ = ["ReferencePropagator", "RefResult", "FrameLuma", "PropagationOptions", "DEFAULT_OPTIONS",
+           "transfer_statistics"]
 
 log = logging.getLogger("vs_colorgan")
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PropagationOptions:
-    """Constants of the propagation; tuned on synthetic pan/zoom clips (benchmarks/references.py), not on the
-    held-out clips it is reported on."""
-
-    anchor_step: int = 8  # s: anchors at key +- j*s; a frame is one flow away from its anchor
-    luma_sigma: float = 0.06  # Y' difference (3x3 mean) where the luma-agreement confidence falls to 1/e
-    distance_frames: float = 400.0  # frames from the key at which confidence has decayed to 1/e
-    fill_sigma_space: float = 0.1  # spatial reach of the hole fill, as a fraction of the grid's short side
-    fill_sigma_range: float = 0.1  # luma step (Y') that the fill treats as an edge of one spatial sigma
-    fill_trust: float = 0.8  # confidence of a filled pixel relative to the confidence around it
-    auto_below: float = 0.1  # confidence under which the automatic model's prediction is mixed in (0.25, 0.4: worse)
-    palette_correlation: float = 0.85  # luma correlation with its frame below which a reference is a palette
-
-
-DEFAULT_OPTIONS = PropagationOptions()
-
-
-@dataclass(frozen=True)
-class FrameLuma:
-    """What the propagation reads of a frame: Y' (h, w) float32 at render size, and ``L_norm`` on the work
-    grid (the scene-cut measure the automatic path uses)."""
-
-    y: np.ndarray
-    l_work: torch.Tensor
-
-
-@dataclass(frozen=True)
-class State:
-    """Chroma carried to a frame: Cb, Cr (h, w, 2) float32 on the render grid and confidence (h, w) in [0, 1]."""
-
-    cbcr: np.ndarray
-    conf: np.ndarray
+DEFAULT_OPTIONS = _DEFAULT  # what a ReferencePropagator without options uses (benchmarks/references.py tunes it)
 
 
 @dataclass(frozen=True)
@@ -103,94 +62,6 @@ class RefResult:
     confidence: float
     keys: tuple[int, ...]
     palette: int | None = None
-
-
-def to_tensor(hwc: np.ndarray) -> torch.Tensor:
-    """(h, w) or (h, w, C) numpy -> (1, C, h, w) float32 tensor."""
-    a = hwc[..., None] if hwc.ndim == 2 else hwc
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))[None]
-
-
-def to_hwc(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t[0].permute(1, 2, 0).numpy())
-
-
-def rgb_to_cbcr(rgb: np.ndarray, kr: float, kb: float) -> np.ndarray:
-    """R'G'B' (h, w, 3) -> Cb, Cr (h, w, 2) with :func:`vs_colorgan.color.rgb_to_ycbcr`."""
-    _, cb, cr = color.rgb_to_ycbcr(to_tensor(rgb), kr, kb)
-    return to_hwc(torch.cat([cb, cr], dim=1))
-
-
-def resize_area(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (width, height): area averaging when shrinking, bilinear when enlarging."""
-    if (a.shape[1], a.shape[0]) == size:
-        return a
-    shrink = a.shape[1] * a.shape[0] > size[0] * size[1]
-    return cv2.resize(a, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def box3(a: np.ndarray) -> np.ndarray:
-    return cv2.blur(a, (3, 3), borderType=cv2.BORDER_REPLICATE)
-
-
-def dis_flow(frm: np.ndarray, to: np.ndarray) -> np.ndarray:
-    """Dense flow (h, w, 2) with ``frm(x) ~ to(x + flow(x))``, DIS "medium" preset on 8-bit luma.
-
-    A new DIS object per call: the object keeps buffers and is not safe to share between VapourSynth's threads.
-    """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    u8 = [np.clip(v * 255.0 + 0.5, 0, 255).astype(np.uint8) for v in (frm, to)]
-    return dis.calc(u8[0], u8[1], None)
-
-
-def _recursive_pass(x: np.ndarray, coef: np.ndarray) -> None:
-    """One causal + one anti-causal first-order recursive pass along axis 0 of ``x`` (n, m, C), in place:
-    ``J[i] = I[i] + a_i (J[i-1] - I[i])`` with per-sample feedback ``coef`` (n - 1, m, 1) (Gastal & Oliveira
-    2011, eq. 21)."""
-    for i in range(1, x.shape[0]):
-        x[i] += coef[i - 1] * (x[i - 1] - x[i])
-    for i in range(x.shape[0] - 2, -1, -1):
-        x[i] += coef[i] * (x[i + 1] - x[i])
-
-
-def domain_transform_filter(values: np.ndarray, y: np.ndarray, *, sigma_s: float, sigma_r: float,
-                            iterations: int = 3) -> np.ndarray:
-    """Edge-aware smoothing of ``values`` (h, w, C) guided by ``y`` (h, w): the recursive domain-transform
-    filter (Gastal & Oliveira 2011, section 4.2, with their iteration schedule eq. 14). ``sigma_s`` in
-    pixels, ``sigma_r`` in units of ``y``."""
-    ratio = sigma_s / sigma_r
-    # domain transform derivatives ct'(x) = 1 + sigma_s / sigma_r |I'(x)| (eq. 11), per axis
-    d_h = (1.0 + ratio * np.abs(np.diff(y, axis=1))).T[..., None].astype(np.float32)  # (w-1, h, 1)
-    d_v = (1.0 + ratio * np.abs(np.diff(y, axis=0)))[..., None].astype(np.float32)  # (h-1, w, 1)
-    out = np.ascontiguousarray(values.transpose(1, 0, 2), dtype=np.float32)  # (w, h, C): rows are contiguous
-    for i in range(iterations):
-        sigma_i = sigma_s * math.sqrt(3.0) * 2.0 ** (iterations - i - 1) / math.sqrt(4.0 ** iterations - 1.0)
-        a = math.exp(-math.sqrt(2.0) / sigma_i)
-        _recursive_pass(out, np.power(np.float32(a), d_h))
-        out = np.ascontiguousarray(out.transpose(1, 0, 2))  # (h, w, C)
-        _recursive_pass(out, np.power(np.float32(a), d_v))
-        out = np.ascontiguousarray(out.transpose(1, 0, 2))
-    return np.ascontiguousarray(out.transpose(1, 0, 2))
-
-
-FILL_SHRINK = 2  # the fill runs at half the render grid: it fills holes with smooth colour, and its cost is
-# Python-level recursion over rows and columns (about 4x cheaper at half size, measured 100 -> 25 ms at 480p)
-
-
-def edge_aware_fill(cbcr: np.ndarray, conf: np.ndarray, y: np.ndarray, *, sigma_s: float, sigma_r: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised convolution (Knutsson & Westin 1993) with the domain-transform filter: the
-    confidence-weighted, luma-edge-aware mean of ``cbcr`` around each pixel, and that mean's weight
-    (the filtered confidence, in [0, 1]). Computed on a grid :data:`FILL_SHRINK` times smaller (``sigma_s``
-    is given in pixels of the full grid) and brought back bilinearly."""
-    h, w = y.shape
-    size = (max(2, w // FILL_SHRINK), max(2, h // FILL_SHRINK))
-    stack = np.concatenate([cbcr * conf[..., None], conf[..., None]], axis=2)
-    small = domain_transform_filter(resize_area(stack, size), resize_area(y, size),
-                                    sigma_s=sigma_s * size[0] / w, sigma_r=sigma_r, iterations=2)
-    out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    weight = np.clip(out[..., 2], 0.0, 1.0)
-    return out[..., :2] / np.maximum(out[..., 2:], 1e-6), weight
 
 
 class ReferencePropagator:
@@ -216,14 +87,13 @@ class ReferencePropagator:
         self._luma_source = luma
         self._cut_flag = cut_flag
         self._lumas: PredictionCache[FrameLuma] = PredictionCache(cache_size + 2 * options.anchor_step)
-        self._keys: PredictionCache[State] = PredictionCache(8)
-        self._fills: PredictionCache[tuple[np.ndarray, np.ndarray]] = PredictionCache(8)
         self._anchors: PredictionCache[State] = PredictionCache(cache_size + 8)
         self._cuts: dict[int, bool] = {}  # one bool per frame: cheap to keep for the whole clip
-        self.palette: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # key -> (mean, std) of its Cb, Cr
-        self.colour_frames = list(self.frames)  # the keys that are not palettes (set by classify)
+        self.keys = KeyColours(references, luma=self.luma, size=size, matrix=matrix, upsample_eps=upsample_eps,
+                               options=options)
 
     # -- frames and scenes -----------------------------------------------------------------------------------
+
     def luma(self, i: int) -> FrameLuma:
         return self._lumas.get_or_compute(i, lambda: self._luma_source(i))
 
@@ -249,101 +119,24 @@ class ReferencePropagator:
         return before, after
 
     # -- keyframes -------------------------------------------------------------------------------------------
+
+    # -- keyframes -------------------------------------------------------------------------------------------
     def classify(self) -> list[int]:
-        """Find the references whose luma does not match their frame (a photo of the set, another take): they
-        are used as palettes for their shot. Returns their frame numbers. Run once, before rendering."""
-        for k in self.frames:
-            ref = self.refs[k]
-            if ref.partial:
-                continue  # strokes: their luma is whatever the brush had, only their chroma counts
-            rgb, _ = ref.load(self.width, self.height)
-            y = self.luma(k).y
-            small = resize_area(rgb, (y.shape[1], y.shape[0]))
-            y_ref = color.rgb_to_ycbcr(to_tensor(small), self.kr, self.kb)[0][0, 0].numpy()
-            corr = float(np.corrcoef(box3(y_ref).ravel(), box3(y).ravel())[0, 1])
-            if not corr >= self.options.palette_correlation:  # NaN (a flat frame) counts as no match
-                cbcr = rgb_to_cbcr(small, self.kr, self.kb).reshape(-1, 2)
-                self.palette[k] = (cbcr.mean(axis=0), cbcr.std(axis=0))
-        self.colour_frames = [k for k in self.frames if k not in self.palette]
-        return sorted(self.palette)
+        """The references used as palettes (:meth:`KeyColours.classify`); run once, before rendering."""
+        return self.keys.classify()
 
-    def _strokes(self, ref: Reference, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """A reference at ``size`` (w, h): its Cb, Cr (h, w, 2) and alpha (h, w); for a partial one the
-        chroma is the alpha-weighted mean of the painted pixels (what lies under transparency is ignored)."""
-        rgb, alpha = ref.load(self.width, self.height)
-        if alpha is None:
-            return rgb_to_cbcr(resize_area(rgb, size), self.kr, self.kb), np.ones(size[::-1], np.float32)
-        a = resize_area(alpha, size)
-        premultiplied = resize_area(rgb * alpha[..., None], size)
-        rgb_small = premultiplied / np.maximum(a, 1e-6)[..., None]
-        return rgb_to_cbcr(np.clip(rgb_small, 0.0, 1.0), self.kr, self.kb), a
-
-    def _fill(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """A partial reference's chroma filled from its strokes (Levin et al. 2004) on a grid of short side
-        :data:`~vs_colorgan.reference.scribble.FILL_SIZE`: (Cb, Cr (h, w, 2), Y' (h, w)) on that grid."""
-        y_render = self.luma(k).y
-        h, w = y_render.shape
-        scale = min(1.0, FILL_SIZE / min(h, w))
-        size = (max(2, round(w * scale)), max(2, round(h * scale)))
-        y = resize_area(y_render, size)
-        cbcr, a = self._strokes(self.refs[k], size)
-        painted = a >= STROKE_ALPHA
-        if not painted.any():  # strokes thinner than the grid: take the most covered pixels
-            painted = a >= a.max() * 0.5
-        return fill_from_strokes(y, cbcr, painted), y
-
-    def key_chroma(self, k: int, guide: torch.Tensor) -> torch.Tensor:
-        """Keyframe ``k``'s chroma (1, 2, h, w) at the size of ``guide`` (its Y' (1, 1, h, w)): the user's,
-        painted pixels kept, the rest of a partial reference filled (and upsampled guided by the luma)."""
-        size = (guide.shape[-1], guide.shape[-2])
-        cbcr, a = self._strokes(self.refs[k], size)
-        out = to_tensor(cbcr)
-        if self.refs[k].partial:
-            filled, y_fill = self._fills.get_or_compute(k, lambda: self._fill(k))
-            up = fast_guided_upsample(to_tensor(filled), to_tensor(y_fill), guide, radius=1, eps=self.upsample_eps)
-            alpha = to_tensor(a)
-            out = alpha * out + (1.0 - alpha) * up
-        return out
-
-    def key_state(self, k: int) -> State:
-        def compute() -> State:
-            y = self.luma(k).y
-            cbcr = to_hwc(self.key_chroma(k, to_tensor(y)))
-            return State(cbcr, np.ones(y.shape, np.float32))
-
-        return self._keys.get_or_compute(k, compute)
+    @property
+    def palette(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        return self.keys.palette
 
     # -- propagation -----------------------------------------------------------------------------------------
     def step(self, state: State, a: int, b: int) -> State:
-        """Carry ``state`` from frame ``a`` to frame ``b`` (see the module docstring)."""
-        o = self.options
-        ya, yb = self.luma(a).y, self.luma(b).y
-        h, w = yb.shape
-        flow_ba = dis_flow(yb, ya)  # yb(x) ~ ya(x + flow_ba(x))
-        flow_ab = dis_flow(ya, yb)
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        map_x, map_y = gx + flow_ba[..., 0], gy + flow_ba[..., 1]
-        src = np.dstack([state.cbcr, state.conf, ya, flow_ab])
-        warped = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cbcr, conf, ya_w, back = warped[..., :2], warped[..., 2], warped[..., 3], warped[..., 4:6]
-        # forward-backward consistency, Sundaram et al. 2010 (section 4.1), soft
-        fb = np.sum((flow_ba + back) ** 2, axis=2)
-        scale = 0.01 * (np.sum(flow_ba ** 2, axis=2) + np.sum(back ** 2, axis=2)) + 0.5
-        c_fb = np.exp(-fb / scale)
-        c_luma = np.exp(-(box3(np.abs(yb - ya_w)) / o.luma_sigma) ** 2)
-        inside = (map_x >= -0.5) & (map_x <= w - 0.5) & (map_y >= -0.5) & (map_y <= h - 0.5)
-        c = np.clip(conf, 0.0, 1.0) * c_fb * c_luma * inside
-        c = c.astype(np.float32)
-        filled, weight = edge_aware_fill(cbcr, c, yb, sigma_s=o.fill_sigma_space * min(h, w),
-                                         sigma_r=o.fill_sigma_range)
-        out_cbcr = c[..., None] * cbcr + (1.0 - c[..., None]) * filled
-        out_conf = c + (1.0 - c) * weight * o.fill_trust
-        return State(out_cbcr.astype(np.float32), out_conf.astype(np.float32))
+        """Carry ``state`` from frame ``a`` to frame ``b`` (:func:`vs_colorgan.reference.flow.carry`)."""
+        return carry(state, self.luma(a).y, self.luma(b).y, self.options)
 
     def anchor(self, k: int, direction: int, j: int) -> State:
         """The state at anchor frame ``k + direction * j * s``, through the anchors before it (cached)."""
-        s = self.options.anchor_step
-        start, state = 0, self.key_state(k)
+        start, state = 0, self.keys.key_state(k)
         for i in range(j, 0, -1):  # restart from the last cached anchor, not from the key
             found = self._anchors.peek((k, direction, i))
             if found is not None:
@@ -363,7 +156,7 @@ class ReferencePropagator:
         chained = self.step(prev, k + direction * (i - 1) * s, k + direction * i * s)
         if i == 1:
             return chained
-        direct = self.step(self.key_state(k), k, k + direction * i * s)
+        direct = self.step(self.keys.key_state(k), k, k + direction * i * s)
         c1, c2 = chained.conf, direct.conf
         w1, w2 = c1 * c1, c2 * c2  # squared: the more confident estimate dominates
         den = np.maximum(w1 + w2, 1e-12)
@@ -403,9 +196,9 @@ class ReferencePropagator:
         """
         o = self.options
         if n in self.refs and n not in self.palette:  # the keyframe itself: the user's chroma
-            return RefResult(limit_to_gamut(guide, self.gain(self.key_chroma(n, guide)), self.kr, self.kb), 1.0, (n,))
+            return RefResult(limit_to_gamut(guide, self.gain(self.keys.key_chroma(n, guide)), self.kr, self.kb), 1.0, (n,))
         # colour keys and palettes are looked up apart: a palette between two keys does not hide them
-        colour = [k for k in dict.fromkeys(self.scene_keys(n, self.colour_frames)) if k is not None]
+        colour = [k for k in dict.fromkeys(self.scene_keys(n, self.keys.colour_frames)) if k is not None]
         palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
         palette = min(palettes, key=lambda k: (abs(n - k), k)) if palettes else None
         if not colour and palette is None:
