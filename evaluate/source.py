@@ -17,7 +17,7 @@ import numpy as np
 import vapoursynth as vs
 
 from vs_colorgan.formats import default_matrix
-from vs_colorgan.render.media import IMAGE_EXTS, read_rgb
+from vs_colorgan.media import IMAGE_EXTS, read_rgb
 
 core = vs.core
 

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vs_colorgan.color import split_lab
-from vs_colorgan.render.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb, read_video_frame, video_frame_count
+from vs_colorgan.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb, read_video_frame, video_frame_count
 
 # An image counts as near-gray (nothing to learn colour from) when fewer than NEAR_GRAY_FRACTION of its
 # pixels have a CIE Lab chroma above NEAR_GRAY_CHROMA: a JPEG of a gray or faintly toned photo stays
@@ -57,7 +57,7 @@ def is_near_gray(rgb: np.ndarray) -> bool:
 
 def read_image(path: str, max_side: int | None = None, min_short: int | None = None) -> np.ndarray | None:
     """RGB uint8 (H, W, 3) of an image file, or ``None`` if unreadable; alpha composited on white
-    (:func:`vs_colorgan.render.media.read_rgb`)."""
+    (:func:`vs_colorgan.media.read_rgb`)."""
     return read_rgb(path, max_side=max_side, min_short=min_short, transparent="white")
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vs_colorgan.render.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb
+from vs_colorgan.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb
 
 from .data import NEAR_GRAY_FRACTION, chroma_fraction
 

@@ -10,8 +10,7 @@ Layers, each importing only those below it:
 * :mod:`~vs_colorgan.render.encode` - encoding, muxing, audio and stitching with PyAV;
 * :mod:`~vs_colorgan.render.arguments` - the checks of the arguments the single and the clustered render share;
 * :mod:`~vs_colorgan.render.options` - ``colorize``'s options as the tools take them (from its signature);
-* :mod:`~vs_colorgan.render.vpy` - helpers of the ``.vpy`` examples (``vspipe -a`` options, user paths);
-* :mod:`~vs_colorgan.render.media` - image and video files outside VapourSynth (also read by training/evaluation).
+* :mod:`~vs_colorgan.render.vpy` - helpers of the ``.vpy`` examples (``vspipe -a`` options, user paths).
 
 ``colorgan-render`` is :func:`main`; ``python -m vs_colorgan.render`` runs it too.
 """
