@@ -8,6 +8,7 @@ the functions that need them, so that the command line answers ``--help`` and ba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -285,12 +286,13 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
     fps, frame_tb = job.fps, 1 / job.fps
     copy = None
     written = 0
-    try:
+    with contextlib.ExitStack() as closing:  # the audio source is closed however the block ends
         with av.open(str(path), mode="w", format=job.muxer, options=muxer_options(job.codec)) as out:
             out.metadata[START_KEY] = str(job.start)
             stream = add_video_stream(out, job, args)
             if audio:
                 copy = AudioCopy(job.input, out, Fraction(job.start) / fps, Fraction(job.end + 1) / fps)
+                closing.callback(copy.close)
             print(f"{PROG}: {job.input} -> {args.output}: frames {job.start}-{job.end} of {job.source_frames}, "
                   f"{job.clip.width}x{job.clip.height} {job.codec} {job.enc.pix_fmt}, {job.tags}, "
                   f"{copy.description if copy else 'audio not copied'}"
@@ -311,9 +313,6 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
             out.mux(stream.encode(None))
             if copy is not None:
                 copy.write_until(None)
-    finally:
-        if copy is not None:
-            copy.close()
     return written
 
 
@@ -345,7 +344,7 @@ def stitch(parts: Sequence[Part], path: Path, *, source: Path | None, start: int
 
     copy = None
     frames = 0
-    try:
+    with contextlib.ExitStack() as closing:  # the audio source is closed however the block ends
         with av.open(str(path), mode="w", format=muxer, options=muxer_options(codec)) as out:
             out.metadata[START_KEY] = str(start)
             with av.open(str(parts[0].path)) as first:
@@ -353,15 +352,13 @@ def stitch(parts: Sequence[Part], path: Path, *, source: Path | None, start: int
             stream.codec_context.framerate = fps  # as add_stream(rate=fps) sets it (Matroska: the default duration)
             if source is not None:
                 copy = AudioCopy(source, out, Fraction(start) / fps, Fraction(end + 1) / fps)
+                closing.callback(copy.close)
             for part in parts:
                 frames = _remux_part(part, out, stream, codec=codec, fps=fps, copy=copy, frames=frames)
                 if copy is not None and codec != "ffv1":
                     copy.write_until(Fraction(part.offset + part.frames) / fps)
             if copy is not None:
                 copy.write_until(None)
-    finally:
-        if copy is not None:
-            copy.close()
     return frames
 
 
