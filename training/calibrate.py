@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from vs_colorgan import color
 from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch
 from vs_colorgan.media import IMAGE_EXTS
-from vs_colorgan.model_io import (MAX_RENDER_SIZE, MIN_RENDER_SIZE, ModelFileError, atomic_write, load_generator,
+from vs_colorgan.model_io import (ModelFileError, atomic_write, check_render_size, load_generator,
                                   resolve_generator_path, save_generator)
 from vs_colorgan.networks import calibrate
 from vs_colorgan.pipeline import render_shape
@@ -277,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     if len({(c.arch, c.width, c.confidence, c.padding) for _, c in models}) > 1:
         return fail("the models given must be snapshots of one architecture (arch, width, head, padding)")
     cfg = models[0][1]
-    for r in args.render_sizes:
-        if not MIN_RENDER_SIZE <= r <= MAX_RENDER_SIZE or r % cfg.size_multiple:
-            return fail(f"--render-sizes must be multiples of {cfg.size_multiple} from {MIN_RENDER_SIZE} to "
-                        f"{MAX_RENDER_SIZE}, not {r}")
+    try:
+        for r in args.render_sizes:
+            check_render_size(r, cfg.size_multiple, name="--render-sizes")
+    except ValueError as e:
+        return fail(str(e))
     try:
         pictures, what = _pictures(args, _run_options(args.model[0], gen_paths[0]))
     except ValueError as e:

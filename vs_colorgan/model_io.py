@@ -7,13 +7,14 @@ Files are written atomically (temporary file + rename), so a crash never leaves 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from .errors import ColorizeError
 from .networks import GENERATORS, PADDINGS, build_generator
 
 METADATA_KEY = "vs_colorgan"
@@ -32,6 +34,21 @@ DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 MIN_RENDER_SIZE = 64
 MAX_RENDER_SIZE = 2048
 MAX_WIDTH = 256  # generator base width: 64 is the paper's; 256 is already ~1 GB of fp32 weights
+
+
+def check_render_size(render_size: object, multiple: int, *, name: str = "\"render_size\"") -> int:
+    """``render_size`` if it is a render size a model of size multiple ``multiple`` runs at: an integer multiple
+    of it between :data:`MIN_RENDER_SIZE` and :data:`MAX_RENDER_SIZE`; else :class:`ColorizeError` naming the
+    argument as ``name`` (``"--render-size"`` for a command line). The one rule of colorize and the tools.
+
+    >>> check_render_size(256, 16)
+    256
+    """
+    if isinstance(render_size, bool) or not isinstance(render_size, int) or render_size % multiple \
+            or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
+        raise ColorizeError(f"{name} must be a multiple of {multiple} (the model's size multiple) "
+                            f"between {MIN_RENDER_SIZE} and {MAX_RENDER_SIZE}, not {render_size!r}")
+    return render_size
 
 
 # read once at import: os.umask can only be read by setting it, which is not thread-safe later on
@@ -188,8 +205,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A hidden temporary beside ``path`` to write; renamed onto ``path`` (after an fsync) when the block ends,
+    removed when it raises (Ctrl-C and SIGTERM included), so ``path`` never exists half-written.
+
+    >>> with atomic_path("out/colour.mkv") as tmp:
+    ...     encode(tmp)
 
     The temporaries that killed earlier writers of ``path`` left are removed first
     (:func:`clear_stale_temporaries`)."""
@@ -197,18 +219,31 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     clear_stale_temporaries(path)  # what a killed earlier writer of this file left (e.g. colorgan-export, kill -9)
     # the pid in the name lets clear_stale_temporaries tell a killed writer's leftovers from a live one's
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
-        write(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         # mkstemp (and some writers, e.g. safetensors) leave 0600: make it an ordinary file for the umask
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """``path`` holds ``text`` in full or is left as it was (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig) -> None:

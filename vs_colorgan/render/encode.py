@@ -1,45 +1,22 @@
-"""``colorgan-render``: one command from a black-and-white film to a colourized one.
+"""Encoding with PyAV: the pieces the single render and the clustered one (:mod:`vs_colorgan.render.cluster`)
+share. Codec and container choice, the pixel format and colour tags the encoder gets, the source's audio,
+a job's frames encoded into a file (:func:`write`) and chunk files remuxed into one (:func:`stitch`).
 
-    colorgan-render INPUT OUTPUT [--model M] [--references DIR] [--start N --end M] [--codec h264|h265|ffv1]
-                    [--crf N] [--preset P] [colorize options: --render-size, --temporal-radius, --backend ...]
-                    [--workers N | --cluster ADDRESS] [--chunk-frames K] [--allow-mixed-hardware]
-
-INPUT is decoded by VapourSynth's BestSource (``core.bs.VideoSource``), colourized by
-:func:`vs_colorgan.colorize` and encoded with PyAV (FFmpeg's libraries, bundled in the ``av`` wheel: no
-system ffmpeg needed). The codec follows OUTPUT's extension (``.mp4``/``.mov``/``.m4v``: H.264,
-``.mkv``: FFV1, lossless) unless ``--codec`` names one. The colour tags of the output stream (matrix,
-primaries, transfer, range) are those the filter writes on its frames; the source's first audio stream is
-copied (transcoded to AAC only when the output container cannot hold its codec).
-
-The file is written under a hidden temporary name in OUTPUT's folder (``.NAME.PID.XXXX.tmp``) and renamed
-to OUTPUT only when complete: Ctrl-C, SIGTERM or an error remove it, and a SIGKILL's leftover is removed
-by the next run (its writer's process id is gone). OUTPUT never exists half-written.
-
-``--start N --end M`` (inclusive, like ``vspipe -s/-e``) render frames N..M of the colourized clip; the
-filter is deterministic per frame, so chunks equal the same frames of a whole render, and with a lossless
-codec (FFV1) the decoded chunks concatenate to the decoded whole exactly. Each chunk file starts at
-timestamp 0, has only intra frames (FFV1) or starts with a key frame (H.264/H.265), and records its first
-source frame in the container metadata (``vs_colorgan_start``), so chunks can be remuxed into one file.
-
-``--workers N`` / ``--cluster ADDRESS`` render the film in chunks on Ray (:mod:`vs_colorgan.cluster`), each
-chunk through :func:`render_range`, and stitch them; FFV1 output equals the single render's byte for byte.
-
-Exit status: 0 written; 1 rendering or encoding failed; 2 bad arguments; 130 interrupted.
+FFmpeg's libraries come in the ``av`` wheel: no system ffmpeg. ``av`` and VapourSynth are imported inside
+the functions that need them, so that the command line answers ``--help`` and bad arguments quickly.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import signal
+import contextlib
 import sys
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-PROG = "colorgan-render"
+from .arguments import PROG, RenderError
 
 # codec choice -> (FFmpeg encoder, display name)
 CODECS: dict[str, str] = {"h264": "libx264", "h265": "libx265", "ffv1": "ffv1"}
@@ -54,10 +31,6 @@ DEFAULT_CRF = {"h264": 18, "h265": 20}
 START_KEY = "vs_colorgan_start"  # container metadata: the chunk's first frame in the source
 
 
-class RenderError(Exception):
-    """A bad argument or input, with a message for the user as it stands (exit status 2)."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class EncodeFormat:
     """What is handed to the encoder: the VapourSynth format to convert to (or None) and FFmpeg's pix_fmt."""
@@ -65,56 +38,6 @@ class EncodeFormat:
     convert_to: int | None  # a vs.PresetVideoFormat id, or None when the filter's output goes as it is
     pix_fmt: str
     note: str = ""  # said on stderr when the output format differs from the filter's
-
-
-# -- arguments -----------------------------------------------------------------------------------------------
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a frame number (0 or more), not {text!r}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog=PROG, description="Colourize a black-and-white video: BestSource -> vs_colorgan.colorize -> "
-        "an encoded file (PyAV), with colour tags and the source's audio.",
-        epilog="Codec by extension: .mp4/.mov/.m4v -> H.264, .mkv -> FFV1 (lossless). See README.md, "
-               "section colorgan-render.")
-    ap.add_argument("input", type=Path, help="the black-and-white video (anything FFmpeg decodes)")
-    ap.add_argument("output", type=Path, help="the file to write (.mp4, .mov, .m4v or .mkv)")
-    ap.add_argument("--model", default=None, help="generator .safetensors or .onnx (default: the bundled model)")
-    ap.add_argument("--references", type=Path, default=None,
-                    help="folder of colour reference images, passed to colorize(references=...)")
-    ap.add_argument("--start", type=_nonnegative_int, default=None, help="first frame to render (default 0)")
-    ap.add_argument("--end", type=_nonnegative_int, default=None, help="last frame to render, inclusive (default: the last)")
-    ap.add_argument("--codec", choices=tuple(CODECS), default=None, help="default: by the output's extension")
-    ap.add_argument("--crf", type=int, default=None, help="H.264/H.265 quality, lower is better (default 18 / 20)")
-    ap.add_argument("--preset", default="medium", help="x264/x265 speed preset (default medium)")
-    ap.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
-    ap.add_argument("--threads", type=int, default=0, help="VapourSynth threads (default: all cores)")
-    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = ap.add_argument_group("colorize options (see docs/filter.md)")
-    g.add_argument("--backend", default="auto", help="auto, torch or ort")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--render-size", type=int, default=None, help="short side the generator runs at")
-    g.add_argument("--temporal-radius", type=int, default=None)
-    g.add_argument("--temporal-sigma", type=float, default=None)
-    g.add_argument("--scene-threshold", type=float, default=None)
-    g.add_argument("--upsample-radius", type=int, default=None)
-    g.add_argument("--upsample-eps", type=float, default=None)
-    g.add_argument("--matrix", type=int, default=None, help="YCbCr matrix for untagged frames (1, 5, 6, 9 ...)")
-    g.add_argument("--fp16", action="store_true", help="half precision (CUDA)")
-    g.add_argument("--num-streams", type=int, default=None)
-    g.add_argument("--tensorrt", action="store_true", help="ORT on CUDA: TensorRT provider")
-    from .cluster import add_arguments
-
-    add_arguments(ap)
-    return ap
 
 
 def choose_codec(output: Path, codec: str | None) -> tuple[str, str]:
@@ -128,28 +51,6 @@ def choose_codec(output: Path, codec: str | None) -> tuple[str, str]:
         raise RenderError(f"--codec {codec} cannot go into {output.suffix} (it takes {', '.join(CONTAINER_CODECS[muxer])}); "
                           f"use .mkv for {codec}")
     return muxer, codec
-
-
-def colorize_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The colorize keyword arguments the command line gave (the rest keep the filter's defaults)."""
-    options: dict[str, Any] = {"backend": args.backend, "device": args.device}
-    for name in ("model", "render_size", "temporal_radius", "temporal_sigma", "scene_threshold",
-                 "upsample_radius", "upsample_eps", "matrix", "num_streams"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    for name in ("fp16", "tensorrt"):
-        if getattr(args, name):
-            options[name] = True
-    if args.references is not None:
-        options["references"] = args.references
-    return options
-
-
-def check_references(references: Path | None) -> None:
-    if references is None:
-        return
-    if not references.is_dir():
-        raise RenderError(f"--references must be a folder of reference images, not {str(references)!r}")
 
 
 # -- formats and tags ----------------------------------------------------------------------------------------
@@ -211,26 +112,6 @@ def color_tags(props: Any) -> dict[str, int]:
     if "_Range" in props:  # VapourSynth 0 limited / 1 full; FFmpeg AVCOL_RANGE_MPEG 1 / AVCOL_RANGE_JPEG 2
         tags["color_range"] = 2 if int(props["_Range"]) == 1 else 1
     return tags
-
-
-# -- the temporary file --------------------------------------------------------------------------------------
-
-def temporary_path(output: Path) -> Path:
-    """A hidden, unique name next to ``output`` in the pattern ``model_io.clear_stale_temporaries`` knows."""
-    from .model_io import _UMASK
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.{os.getpid()}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would survive the rename: make it an ordinary file
-    return Path(tmp)
-
-
-class _Terminated(BaseException):
-    """SIGTERM/SIGHUP, raised in the main thread so the temporary file is removed on the way out."""
-
-
-def _raise_terminated(signum: int, _frame: Any) -> None:
-    raise _Terminated(signum)
 
 
 # -- audio ---------------------------------------------------------------------------------------------------
@@ -348,7 +229,7 @@ def to_av_frame(frame: Any, pix_fmt: str, tags: dict[str, int]) -> Any:
     return out
 
 
-# -- the command ---------------------------------------------------------------------------------------------
+# -- a job's frames into a file ------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
 class Job:
@@ -364,62 +245,6 @@ class Job:
     source_frames: int
     fps: Fraction
     tags: dict[str, int]
-
-
-def prepare(args: argparse.Namespace) -> Job:
-    """Check the arguments, open INPUT with BestSource and build the colourized clip (raises :class:`RenderError`).
-
-    OUTPUT's extension and ``--codec`` choose the container and codec; nothing is written.
-    """
-    import vapoursynth as vs
-
-    import vs_colorgan
-
-    core = vs.core
-    if not args.input.is_file():
-        raise RenderError(f"INPUT {str(args.input)!r} is not a file")
-    muxer, codec = choose_codec(args.output, args.codec)
-    if args.output.exists() and args.output.resolve() == args.input.resolve():
-        raise RenderError("OUTPUT must not be INPUT: the render reads INPUT while it writes")
-    if args.output.is_dir():
-        raise RenderError(f"OUTPUT {str(args.output)!r} is a folder; name the file to write")
-    if not args.output.parent.is_dir():
-        raise RenderError(f"OUTPUT's folder {str(args.output.parent)!r} does not exist")
-    if args.crf is not None and codec == "ffv1":
-        raise RenderError("--crf applies to h264/h265; FFV1 is lossless")
-    if args.threads < 0:
-        raise RenderError(f"--threads must be 0 (all cores) or more, not {args.threads}")
-    check_references(args.references)
-    if args.threads:
-        core.num_threads = args.threads
-    if not hasattr(core, "bs"):
-        raise RenderError("VapourSynth's BestSource plugin is missing: pip install vapoursynth-bestsource")
-
-    try:
-        src = core.bs.VideoSource(str(args.input))
-    except vs.Error as e:
-        raise RenderError(f"BestSource cannot open {str(args.input)!r}: {e}") from None
-    start = 0 if args.start is None else args.start
-    end = src.num_frames - 1 if args.end is None else args.end
-    if start > end:
-        raise RenderError(f"--start ({start}) must not be after --end ({end})")
-    if end >= src.num_frames:
-        raise RenderError(f"--end must be a frame of the clip (0 to {src.num_frames - 1}), not {end}")
-    try:
-        colour = vs_colorgan.colorize(src, **colorize_options(args))
-    except vs.Error as e:
-        raise RenderError(str(e)) from None
-    enc = encode_format(colour.format, codec, gray_source=src.format.color_family == vs.GRAY)
-    if enc.convert_to is not None:
-        if colour.format.color_family == vs.RGB:
-            colour = core.resize.Bicubic(colour, format=enc.convert_to, matrix=1)
-        else:  # depth or subsampling only: zimg leaves the matrix and range as they are
-            colour = core.resize.Bicubic(colour, format=enc.convert_to)
-    chunk = colour[start:end + 1]
-    fps = Fraction(src.fps.numerator, src.fps.denominator) if src.fps.numerator else Fraction(25)
-    first_props = chunk.get_frame(0).props
-    return Job(input=args.input, muxer=muxer, codec=codec, enc=enc, clip=chunk, start=start, end=end,
-               source_frames=src.num_frames, fps=fps, tags=color_tags(first_props))
 
 
 def muxer_options(codec: str) -> dict[str, str]:
@@ -461,12 +286,13 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
     fps, frame_tb = job.fps, 1 / job.fps
     copy = None
     written = 0
-    try:
+    with contextlib.ExitStack() as closing:  # the audio source is closed however the block ends
         with av.open(str(path), mode="w", format=job.muxer, options=muxer_options(job.codec)) as out:
             out.metadata[START_KEY] = str(job.start)
             stream = add_video_stream(out, job, args)
             if audio:
                 copy = AudioCopy(job.input, out, Fraction(job.start) / fps, Fraction(job.end + 1) / fps)
+                closing.callback(copy.close)
             print(f"{PROG}: {job.input} -> {args.output}: frames {job.start}-{job.end} of {job.source_frames}, "
                   f"{job.clip.width}x{job.clip.height} {job.codec} {job.enc.pix_fmt}, {job.tags}, "
                   f"{copy.description if copy else 'audio not copied'}"
@@ -487,69 +313,74 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
             out.mux(stream.encode(None))
             if copy is not None:
                 copy.write_until(None)
-    finally:
-        if copy is not None:
-            copy.close()
     return written
 
 
-def render_range(args: argparse.Namespace, start: int, stop: int, path: Path,
-                 should_stop: Callable[[], bool] | None = None) -> int:
-    """Render frames [start, stop) of the colourized INPUT, without audio, into ``path`` exactly as a single
-    ``colorgan-render --start start --end stop-1 --no-audio`` writes them (container and codec by
-    ``args.output``'s extension and ``--codec``); returns the number of frames written. No temporary, no rename:
-    the caller owns ``path`` (the cluster render writes its chunks this way). ``should_stop``: see ``write``."""
-    chunk_args = argparse.Namespace(**{**vars(args), "start": start, "end": stop - 1, "no_audio": True})
-    job = prepare(chunk_args)
-    return write(job, chunk_args, path, audio=False, bar=False, stop=should_stop)
+def count_frames(path: Path) -> int:
+    """Video packets (= frames) in ``path``, read without decoding."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return sum(1 for p in c.demux(stream) if p.size)
 
 
-def render(args: argparse.Namespace) -> int:
-    from .model_io import clear_stale_temporaries
+@dataclass(frozen=True)
+class Part:
+    """A file of consecutive frames for :func:`stitch`: ``frames`` frames, the first at ``offset`` (counted from
+    the first frame of the stitched file)."""
 
-    job = prepare(args)
-    for stale in clear_stale_temporaries(args.output):
-        print(f"{PROG}: removed {stale.name}, left by an interrupted render", file=sys.stderr)
-    tmp = temporary_path(args.output)
-    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {s: signal.signal(s, _raise_terminated) for s in signals}
-    try:
-        write(job, args, tmp, audio=not args.no_audio, bar=not args.quiet)
-        os.replace(tmp, args.output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    print(f"{PROG}: wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    path: Path
+    offset: int
+    frames: int
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.workers is not None or args.cluster is not None:
-            from .cluster import render_cluster
+def stitch(parts: Sequence[Part], path: Path, *, source: Path | None, start: int, end: int, muxer: str, codec: str,
+           fps: Fraction) -> int:
+    """Remux ``parts`` in order into ``path``: the video packets as they are, timestamps from the global frame
+    index, then (``source`` given) the source's audio for frames ``start``..``end``, interleaved as
+    :func:`write` does. Returns the number of video frames written."""
+    import av
 
-            render_cluster(args)
-            return 0
-        return render(args)
-    except RenderError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; {args.output} not written", file=sys.stderr)
-        return 130
-    except _Terminated as e:
-        print(f"{PROG}: terminated; {args.output} not written", file=sys.stderr)
-        return 128 + int(e.args[0])
-    except Exception as e:  # decoding, inference or encoding failed mid-way: say what, keep the traceback short
-        print(f"{PROG}: error: {type(e).__name__}: {e}; {args.output} not written", file=sys.stderr)
-        return 1
+    copy = None
+    frames = 0
+    with contextlib.ExitStack() as closing:  # the audio source is closed however the block ends
+        with av.open(str(path), mode="w", format=muxer, options=muxer_options(codec)) as out:
+            out.metadata[START_KEY] = str(start)
+            with av.open(str(parts[0].path)) as first:
+                stream = out.add_stream_from_template(first.streams.video[0])
+            stream.codec_context.framerate = fps  # as add_stream(rate=fps) sets it (Matroska: the default duration)
+            if source is not None:
+                copy = AudioCopy(source, out, Fraction(start) / fps, Fraction(end + 1) / fps)
+                closing.callback(copy.close)
+            for part in parts:
+                frames = _remux_part(part, out, stream, codec=codec, fps=fps, copy=copy, frames=frames)
+                if copy is not None and codec != "ffv1":
+                    copy.write_until(Fraction(part.offset + part.frames) / fps)
+            if copy is not None:
+                copy.write_until(None)
+    return frames
 
 
-if __name__ == "__main__":  # python -m vs_colorgan.render: run the imported module's main, whose RenderError is
-    from vs_colorgan.render import main as _main  # the one vs_colorgan.cluster raises (not __main__'s copy)
+def _remux_part(part: Part, out: Any, stream: Any, *, codec: str, fps: Fraction, copy: AudioCopy | None,
+                frames: int) -> int:
+    """One part's video packets into ``stream`` of ``out``; returns the frame count so far."""
+    import av
 
-    raise SystemExit(_main())
+    tb = 1 / fps
+    with av.open(str(part.path)) as c:
+        src = c.streams.video[0]
+        for packet in c.demux(src):
+            if not packet.size:
+                continue
+            pts = int(round(packet.pts * src.time_base * fps)) + part.offset
+            dts = pts if packet.dts is None or codec == "ffv1" else \
+                int(round(packet.dts * src.time_base * fps)) + part.offset
+            packet.pts, packet.dts, packet.duration = pts, dts, 0
+            packet.time_base = tb
+            packet.stream = stream
+            out.mux(packet)
+            frames += 1
+            if copy is not None and codec == "ffv1":  # intra-only: audio interleaved frame by frame
+                copy.write_until(Fraction(frames) / fps)
+    return frames
