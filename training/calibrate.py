@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from vs_colorgan import color
 from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch
-from vs_colorgan.media import IMAGE_EXTS
+from vs_colorgan.media import IMAGE_EXTS, read_video_frames
 from vs_colorgan.model_io import (ModelFileError, atomic_write, check_render_size, load_generator,
                                   resolve_generator_path, save_generator)
 from vs_colorgan.networks import calibrate
@@ -92,7 +92,7 @@ def footage_frames(sources: list[Path], per_source: int) -> list[Photo]:
         if src.is_dir():
             rgbs = [read_image(str(p)) for p in _evenly(sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS), per_source)]
         else:
-            rgbs = _evenly(_decode_all(src), per_source)
+            rgbs = _evenly(read_video_frames(src, max_short=TRUTH_SHORT_SIDE), per_source)
         pics = [as_photo(rgb) for rgb in rgbs if rgb is not None]
         # a clip's frames share one size: one batch, scored in one go (colorgan-calibrate on a GPU)
         by_size: dict[tuple[int, ...], list[Photo]] = {}
@@ -105,27 +105,6 @@ def footage_frames(sources: list[Path], per_source: int) -> list[Photo]:
 
 def _evenly(items: list, count: int) -> list:
     return [items[int(i * len(items) / count)] for i in range(count)] if len(items) > count else items
-
-
-def _decode_all(path: Path, short_side: int = TRUTH_SHORT_SIDE) -> list[np.ndarray]:
-    """Every frame of a clip, decoded in order (a container's frame count can be wrong: tree.avi says 444 and
-    holds 68, so seeking by index fails), each thumbnailed to ``short_side`` to keep a film in memory."""
-    import av
-    import cv2
-
-    out = []
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                rgb = frame.to_ndarray(format="rgb24")
-                h, w = rgb.shape[:2]
-                if min(h, w) > short_side:
-                    s = short_side / min(h, w)
-                    rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-                out.append(rgb)
-    except (av.error.FFmpegError, IndexError, OSError):
-        pass
-    return out
 
 
 @torch.no_grad()

@@ -169,3 +169,28 @@ def read_video_frame(path: str | Path, index: int) -> np.ndarray | None:
             return None
     except (av.error.FFmpegError, IndexError, OSError):
         return None
+
+
+def read_video_frames(path: str | Path, *, max_short: int | None = None) -> list[np.ndarray]:
+    """Every frame of a video as RGB uint8, decoded in order ([] if unreadable), each reduced (area
+    interpolation) to at most ``max_short`` on its short side when given, to keep a clip in memory.
+
+    Decoding in order, not seeking by index: a container's frame count can be wrong (Debian's ``tree.avi``
+    says 444 and holds 68), so :func:`read_video_frame` cannot reach every frame of such a file.
+    """
+    import av
+    import cv2
+
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                rgb = frame.to_ndarray(format="rgb24")
+                h, w = rgb.shape[:2]
+                if max_short and min(h, w) > max_short:
+                    s = max_short / min(h, w)
+                    rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+                frames.append(rgb)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return []
+    return frames
