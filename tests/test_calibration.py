@@ -237,22 +237,24 @@ def test_colorgan_calibrate_on_footage_chooses_among_snapshots(tmp_path, capsys)
         snaps.append(tmp_path / f"run/snapshots/generator-{seed:08d}.safetensors")
         save_generator(snaps[-1], build_generator("unet", 8, confidence=True).eval(), cfg)
     out = tmp_path / "cal.safetensors"
-    assert cal.main([*map(str, snaps), "--footage", str(frames), "--render-sizes", "64", "--max-psnr-loss", "0",
+    assert cal.main([*map(str, snaps), "--footage", str(frames), "--render-sizes", "64", "--max-psnr-loss", "0", "--average",
                      "--out", str(out)]) == 0
     record = json.loads(out.with_suffix(".calibration.json").read_text())
     assert record["pictures"] == 6 and record["scored_on"].startswith("footage")
-    assert {r["model"] for r in record["candidates"]} == set(map(str, snaps))
-    assert len(record["best_per_model"]) == 2
+    averaged = "average(" + ",".join(p.name for p in snaps) + ")"
+    assert {r["model"] for r in record["candidates"]} == {*map(str, snaps), averaged}
+    assert len(record["best_per_model"]) == 3
     assert record["chosen"] in record["best_per_model"]
     ok = [r for r in record["candidates"] if r["dpsnr"] >= 0 and r["false_colour"] <= 0.03]
     if ok:
         assert round(record["chosen"]["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in ok)
     written = read_config(out)
     assert (written.chroma_gain, written.render_size) == (record["chosen"]["chroma_gain"], 64)
-    # the written weights are the chosen snapshot's
+    # the written weights are the chosen candidate's
     from safetensors.torch import load_file
-    src = load_file(record["chosen"]["model"])
-    assert all(torch.equal(v, load_file(out)[k]) for k, v in src.items())
+    if record["chosen"]["model"] != averaged:
+        src = load_file(record["chosen"]["model"])
+        assert all(torch.equal(v, load_file(out)[k]) for k, v in src.items())
     # bad input: footage that does not exist, a render size out of range; nothing written
     for bad in (["--footage", str(tmp_path / "nope.mkv")], ["--footage", str(frames), "--render-sizes", "4096"]):
         assert cal.main([str(snaps[0]), *bad, "--out", str(tmp_path / "x.safetensors")]) == 2
@@ -269,3 +271,18 @@ def test_choose_respects_the_false_colour_bound():
     ]
     assert choose(rows, 0.0, 0.03) is rows[0]
     assert choose(rows, 0.0, 0.10) is rows[1]
+
+
+def test_average_weights_is_the_mean_of_the_snapshots():
+    from vs_colorgan.training.calibrate import average_weights
+
+    nets = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        nets.append(build_generator("unet", 8, confidence=True).eval())
+    avg = average_weights(nets)
+    for k, v in avg.state_dict().items():
+        want = torch.stack([n.state_dict()[k] for n in nets]).float().mean(0)
+        if v.is_floating_point():
+            assert torch.allclose(v, want, atol=1e-6), k
+    assert not torch.equal(avg.state_dict()["encoder.conv1.weight"], nets[0].state_dict()["encoder.conv1.weight"])

@@ -187,6 +187,18 @@ def _line(r: dict) -> str:
             f"  false colour {r['false_colour']:.1%}" + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
 
 
+def average_weights(models: list[torch.nn.Module]) -> torch.nn.Module:
+    """A copy of ``models[0]`` holding the mean of the models' floating-point parameters and buffers (batch-norm
+    statistics too); integer buffers (batch counts) are the first model's."""
+    import copy
+
+    avg = copy.deepcopy(models[0])
+    states = [m.state_dict() for m in models]
+    avg.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                         for k, v in states[0].items()})
+    return avg
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="colorgan-calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("model", type=Path, nargs="+",
@@ -197,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score on frames of these colour clips (video files or folders of frames) instead of "
                         "the run's validation photos")
     p.add_argument("--frames-per-clip", type=int, default=75, help="evenly spaced frames taken of each --footage clip")
+    p.add_argument("--average", action="store_true",
+                   help="also try the mean of the given generator files' weights (checkpoint averaging)")
     p.add_argument("--data", nargs="+", help="data folders (default: the run's options.json)")
     p.add_argument("--val-fraction", type=float, help="validation share (default: the run's options.json)")
     p.add_argument("--render-sizes", type=int, nargs="+", default=list(RENDER_SIZES))
@@ -256,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     if len({(c.arch, c.width, c.confidence, c.padding) for _, c in models}) > 1:
         return fail("the models given must be snapshots of one architecture (arch, width, head, padding)")
     cfg = models[0][1]
+    if args.average:
+        if len(models) < 2:
+            return fail("--average needs two or more generator files (a run's snapshots)")
+        # one more candidate: the snapshots' mean weights (checkpoint averaging, Izmailov et al. 2018, "Averaging
+        # Weights Leads to Wider Optima"), named by the files it averages
+        gen_paths.append(Path("average(" + ",".join(p.name for p in gen_paths) + ")"))
+        models.append((average_weights([m for m, _ in models]), cfg))
     try:
         for r in args.render_sizes:
             check_render_size(r, cfg.size_multiple, name="--render-sizes")
