@@ -191,12 +191,14 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     assert record["pictures"] == 4 and len(record["candidates"]) == 2 * len(cal.GAINS) * len(cal.TAU_FACTORS)
     chosen = record["chosen"]
     assert (cfg.chroma_gain, cfg.confidence_tau, cfg.render_size) == (chosen["chroma_gain"], chosen["confidence_tau"], chosen["render_size"])
-    eligible = [r for r in record["candidates"] if r["dpsnr"] >= -0.5 and r["false_colour"] <= 0.03]
+    # every candidate was also run on the flat frames; those painting rainbows there (> 1 %) are out
+    calm = [r for r in record["candidates"] if r["flat_rainbow"] <= 0.01] or record["candidates"]
+    eligible = [r for r in calm if r["dpsnr"] >= -0.5 and r["false_colour"] <= 0.03]
     if eligible:  # the most colourful within 0.5 dB of gray, painting at most 3 % of the neutral pixels
         assert chosen["dpsnr"] >= -0.5
         assert round(chosen["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in eligible)
     else:
-        assert chosen["dpsnr"] == max(r["dpsnr"] for r in record["candidates"])
+        assert chosen["dpsnr"] == max(r["dpsnr"] for r in calm)
     assert "<- chosen" in capsys.readouterr().out
     # the written model runs in the filter with its calibration
     clip = frames_clip(gray_frames(2, 96, 64))
@@ -245,7 +247,8 @@ def test_colorgan_calibrate_on_footage_chooses_among_snapshots(tmp_path, capsys)
     assert {r["model"] for r in record["candidates"]} == {*map(str, snaps), averaged}
     assert len(record["best_per_model"]) == 3
     assert record["chosen"] in record["best_per_model"]
-    ok = [r for r in record["candidates"] if r["dpsnr"] >= 0 and r["false_colour"] <= 0.03]
+    calm = [r for r in record["candidates"] if r["flat_rainbow"] <= 0.01] or record["candidates"]
+    ok = [r for r in calm if r["dpsnr"] >= 0 and r["false_colour"] <= 0.03]
     if ok:
         assert round(record["chosen"]["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in ok)
     written = read_config(out)
@@ -271,6 +274,41 @@ def test_choose_respects_the_false_colour_bound():
     ]
     assert choose(rows, 0.0, 0.03) is rows[0]
     assert choose(rows, 0.0, 0.10) is rows[1]
+
+
+def test_choose_respects_the_flat_frame_rainbow_bound():
+    """A candidate that paints rainbows on the synthetic flat frames loses, however good on footage; when
+    every candidate within the rainbow bound is below the PSNR bound, the best PSNR among those still wins."""
+    from vs_colorgan.training.calibrate import choose
+
+    rows = [
+        {"render_size": 128, "dpsnr": 0.18, "colourfulness_ratio": 0.52, "false_colour": 0.0, "flat_rainbow": 0.19},
+        {"render_size": 128, "dpsnr": 0.16, "colourfulness_ratio": 0.48, "false_colour": 0.0, "flat_rainbow": 0.004},
+        {"render_size": 192, "dpsnr": -0.3, "colourfulness_ratio": 0.60, "false_colour": 0.0, "flat_rainbow": 0.0},
+    ]
+    assert choose(rows, 0.0, 0.03, 0.01) is rows[1]
+    assert choose(rows, 0.0, 0.03, 1.0) is rows[0]
+    assert choose(rows[::2], 0.0, 0.03, 0.01) is rows[2]  # none within both: best PSNR among the calm ones
+
+
+def test_flat_rainbow_is_measured_on_the_synthetic_frames():
+    """score_candidates runs each candidate on the flat frames too: a network that paints a hue by
+    position (left quarter one hue, the rest the opposite hue) scores a large rainbow share, gain 0 none."""
+    from vs_colorgan.training import calibrate as cal
+
+    class ByPosition(torch.nn.Module):
+        def forward(self, l_norm):
+            ab = torch.zeros(l_norm.shape[0], 2, *l_norm.shape[-2:])
+            w = l_norm.shape[-1]
+            ab[:, 0, :, : w // 4], ab[:, 0, :, w // 4:] = 0.5, -0.5  # reddish left quarter, greenish rest
+            return ab
+
+    flat = cal.flat_pictures()
+    assert flat.l_norm.shape[0] == 8 and flat.l_norm.shape[-1] == cal.FLAT_FRAME_SIZE[0]
+    pics = [cal.as_photo(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))]
+    rows, _ = cal.score_candidates(ByPosition(), pics, 32, render_sizes=(64,), gains=(0.0, 1.0), flat=flat)
+    by_gain = {r["chroma_gain"]: r["flat_rainbow"] for r in rows}
+    assert by_gain[0.0] == 0.0 and by_gain[1.0] > 0.2
 
 
 def test_average_weights_is_the_mean_of_the_snapshots():

@@ -18,6 +18,11 @@ Photographs are far more colourful than film frames: a gain chosen on photos ove
 and several generator files (say every snapshot of a run, ``--snapshot-every``) can be given at once: the
 training step is then chosen with the rest, where footage stops improving. Keep the clips you report on
 out of this choice.
+
+Footage and photos do not show where a weak model paints rainbows: plain walls, skies, blurred backgrounds.
+Every candidate is therefore also run on the synthetic flat frames of :mod:`vs_colorgan.evaluate.flat_frames`
+and left out when it paints more than ``--max-rainbow`` of any of them off its main hue (issue 17's rule;
+a snapshot that scored best on a clip once painted saturated stripes across a plain ramp).
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from vs_colorgan import color
-from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch
+from vs_colorgan.evaluate.flat_frames import flat_frames
+from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch, rainbow_share
 from vs_colorgan.media import IMAGE_EXTS, read_video_frames
 from vs_colorgan.model_io import (ModelFileError, atomic_write, check_render_size, load_generator,
                                   resolve_generator_path, save_generator)
@@ -46,6 +52,7 @@ GAINS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TAU_FACTORS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)  # times the median predicted error; 0 = head unused
 RENDER_SIZES: tuple[int, ...] = (128, 192, 256)
 TRUTH_SHORT_SIDE = 256  # photos are scored at this short side (the size of a frame's chroma work, roughly)
+FLAT_FRAME_SIZE = (427, 240)  # (width, height) of the synthetic flat frames every candidate is also run on
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,18 @@ def validation_photos(data: list[str] | tuple[str, ...], val_fraction: float, *,
         if limit and len(photos) >= limit:
             break
     return photos
+
+
+def flat_pictures() -> Photo:
+    """The synthetic smooth and flat frames (:mod:`vs_colorgan.evaluate.flat_frames`) as one gray batch."""
+    pics = [as_photo(np.dstack([luma] * 3)) for luma in flat_frames(*FLAT_FRAME_SIZE).values()]
+    return Photo(*(torch.cat(ts) for ts in zip(*[(p.l_norm, p.ab, p.rgb) for p in pics])))
+
+
+def _flat_rainbow(rgb: torch.Tensor) -> float:
+    """The largest rainbow share (:func:`vs_colorgan.evaluate.metrics.rainbow_share`) of a batch of RGB frames."""
+    frames = rgb.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return max(rainbow_share(f) for f in frames)
 
 
 def footage_frames(sources: list[Path], per_source: int) -> list[Photo]:
@@ -139,10 +158,12 @@ def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> list[float]:
 
 
 def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int, *, render_sizes=RENDER_SIZES,
-                     gains=GAINS, tau_factors=TAU_FACTORS) -> tuple[list[dict], float]:
+                     gains=GAINS, tau_factors=TAU_FACTORS, flat: Photo | None = None) -> tuple[list[dict], float]:
     """Mean figures of every (render size, gain, tau) candidate over the pictures in ``photos`` (each a batch of
-    one photo, or of a clip's frames); and the median predicted error."""
+    one photo, or of a clip's frames); and the median predicted error. With ``flat`` (:func:`flat_pictures`),
+    each candidate's largest rainbow share on those frames too (``flat_rainbow``)."""
     preds = {r: [predict(model, p, r, multiple) for p in photos] for r in render_sizes}
+    flat_preds = {r: predict(model, flat, r, multiple) for r in render_sizes} if flat is not None else {}
     has_head = all(lv is not None for r in render_sizes for _, lv in preds[r])
     sigmas = torch.cat([lv.flatten() for _, lv in preds[render_sizes[0]]]).mul(0.5).exp() if has_head else None
     median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
@@ -163,28 +184,35 @@ def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int,
                 rows.append({"render_size": r, "chroma_gain": gain, "confidence_tau": tau, "tau_factor": factor,
                              "dpsnr": float(torch.cat(d).mean()), "colourfulness_ratio": float(torch.cat(cf).mean()) / truth_cf,
                              "false_colour": float(np.mean(fc)) if fc else 0.0})
+                if flat is not None:
+                    out = calibrate(*flat_preds[r], gain, tau)
+                    rows[-1]["flat_rainbow"] = _flat_rainbow(color.merge_lab(flat.l_norm, out))
     return rows, median_sigma
 
 
-def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0) -> dict:
-    """The most colourful candidate whose mean PSNR is at most ``max_psnr_loss`` dB below the gray image's
-    and whose false-colour rate is at most ``max_false_colour`` (issue 8's and 17's bounds: colour, but never
-    worse than gray by more than that); when none is, the best PSNR gain.
+def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0) -> dict:
+    """The most colourful candidate whose mean PSNR is at most ``max_psnr_loss`` dB below the gray image's,
+    whose false-colour rate is at most ``max_false_colour`` and whose rainbow share on the flat frames is at
+    most ``max_rainbow`` (issue 8's and 17's bounds: colour, but never worse than gray by more than that,
+    and no rainbows where the picture gives nothing to go on); when none is, the best PSNR gain among those
+    within the rainbow bound, then among all.
 
     Why colourfulness under a PSNR bound rather than the best PSNR: PSNR alone prefers near-gray output from
     a model this uncertain (the best candidates are +0.2 dB at a tenth of the truth's colourfulness), which
     is not colourization; the bound keeps the restraint, the colour is what is left to maximise.
     """
-    ok = [r for r in rows if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour]
+    calm = [r for r in rows if r.get("flat_rainbow", 0.0) <= max_rainbow] or rows
+    ok = [r for r in calm if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour]
     if not ok:
-        return max(rows, key=lambda r: (r["dpsnr"], -r["render_size"]))
+        return max(calm, key=lambda r: (r["dpsnr"], -r["render_size"]))
     return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 3), r["dpsnr"], -r["render_size"]))
 
 
 def _line(r: dict) -> str:
     return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
             f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
-            f"  false colour {r['false_colour']:.1%}" + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
+            f"  false colour {r['false_colour']:.1%}"
+            + (f"  flat rainbow {r['flat_rainbow']:.1%}" if "flat_rainbow" in r else "") + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
 
 
 def average_weights(models: list[torch.nn.Module]) -> torch.nn.Module:
@@ -219,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many dB below the gray image's PSNR a candidate may be (default 0.5; 0 = never below gray)")
     p.add_argument("--max-false-colour", type=float, default=0.03,
                    help="largest share of truly neutral pixels a candidate may paint clearly coloured (default 0.03)")
+    p.add_argument("--max-rainbow", type=float, default=0.01,
+                   help="largest rainbow share a candidate may paint on any synthetic flat frame (sky, wall, blur; "
+                        "default 0.01, issue 17's rule); 1 = not checked")
     p.add_argument("--limit", type=int, default=0, help="use at most this many validation photos (0 = all)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     p.add_argument("--device", default="cpu", help="torch device for the scoring (cpu, cuda)")
@@ -288,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     if args.device != "cpu":
         pictures = [Photo(*(t.to(args.device) for t in (p.l_norm, p.ab, p.rgb))) for p in pictures]
+    flat = flat_pictures() if args.max_rainbow < 1 else None
+    if flat is not None and args.device != "cpu":
+        flat = Photo(*(t.to(args.device) for t in (flat.l_norm, flat.ab, flat.rgb)))
     rows: list[dict] = []
     best_by_model = []
     for gen_path, (model, _) in zip(gen_paths, models):
@@ -296,25 +330,27 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(model, "confidence_tau"):
             model.confidence_tau = 0.0
         model_rows, median_sigma = score_candidates(model, pictures, cfg.size_multiple,
-                                                    render_sizes=tuple(args.render_sizes), gains=tuple(args.gains))
+                                                    render_sizes=tuple(args.render_sizes), gains=tuple(args.gains),
+                                                    flat=flat)
         for r in model_rows:
             r.update(model=str(gen_path), median_sigma=median_sigma)
         rows += model_rows
-        best_by_model.append(choose(model_rows, args.max_psnr_loss, args.max_false_colour))
+        best_by_model.append(choose(model_rows, args.max_psnr_loss, args.max_false_colour, args.max_rainbow))
         if len(gen_paths) > 1:
             print(f"  {_line(best_by_model[-1])}")
-    best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour)
+    best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour, args.max_rainbow)
     print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
         print("  " + _line(r))
-    print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray and {args.max_false_colour:.0%} "
-          f"false colour):\n  {_line(best)}  <- chosen")
+    print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray, {args.max_false_colour:.0%} "
+          f"false colour and {args.max_rainbow:.0%} rainbow on flat frames):\n  {_line(best)}  <- chosen")
     model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
     new_cfg = dataclasses.replace(chosen_cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
                                   render_size=best["render_size"])
     save_generator(args.out, model.cpu(), new_cfg)  # the weights are unchanged; the calibration is in the config
     record = {"source": best["model"], "scored_on": what, "pictures": sum(len(p.l_norm) for p in pictures),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
+              "max_rainbow": args.max_rainbow,
               "chosen": best, "best_per_model": best_by_model, "candidates": rows}
     text = json.dumps(record, indent=2)
     atomic_write(args.out.with_suffix(".calibration.json"), lambda tmp: Path(tmp).write_text(text))
