@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -209,12 +209,26 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
-def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig) -> None:
-    """Write ``model``'s weights and ``config`` to a ``.safetensors`` file, atomically."""
+def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig,
+                   metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``model``'s weights and ``config`` to a ``.safetensors`` file, atomically.
+
+    ``metadata``: more header entries (string values) beside :data:`METADATA_KEY`, e.g. what ``colorgan-adapt``
+    records of its base model; readers of the model ignore them."""
     from safetensors.torch import save_file
 
+    extra = dict(metadata or {})
+    if METADATA_KEY in extra:
+        raise ValueError(f"save_generator: metadata must not hold {METADATA_KEY!r}, the config's own key")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={METADATA_KEY: config.to_json()}))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={**extra, METADATA_KEY: config.to_json()}))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """All header entries of a ``.safetensors`` generator file (the config's JSON and any others)."""
+    path = Path(path)
+    _check_file(path)
+    return _safetensors_metadata(path)
 
 
 def _check_file(path: Path) -> None:
