@@ -26,7 +26,7 @@ plus ``vs_colorgan_adapt`` metadata naming the base's sha256 and the keyframes l
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import math
 import sys
@@ -62,6 +62,8 @@ class AdaptOptions:
     val_fraction: float = 0.1  # share of each key held out (one square) for early stopping
     val_every: int = 25  # steps between validations
     patience: int = 4  # validations without improvement before stopping
+    gate_low: float = 0.80  # cosine similarity to the nearest key feature where the adapted colour starts to count
+    gate_high: float = 0.92  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch.set_num_threads (0: torch's default)
@@ -297,9 +299,51 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
         result.best_step = result.steps_run
     for p in model.parameters():
         p.requires_grad_(False)
-    result.model = model.cpu().eval()
+    base_model, _ = load_generator(base_path, device="cpu")
+    result.model, result.config = gated(base_model, model.cpu().eval(), cfg, key_bank(base_model, keys, cfg.render_size
+                                                                                      / prepared), options)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@torch.no_grad()
+def key_bank(base: nn.Module, keys: list, factor: float) -> torch.Tensor:
+    """The keys' deepest encoder features (layer4, 1/32 scale) as unit vectors (K, C): every position of every
+    key, at the render size and at the prepared size (``factor``: render size / prepared size)."""
+    vectors = []
+    for k in keys:
+        l_norm = k.l_norm[None]
+        views = [l_norm]
+        if factor < 1.0:
+            h, w = l_norm.shape[-2:]
+            size = (max(32, round(h * factor / 32) * 32), max(32, round(w * factor / 32) * 32))
+            views.append(F.interpolate(l_norm, size=size, mode="bilinear", align_corners=False, antialias=True))
+        for v in views:
+            deep = base.encoder(v)[4][0].flatten(1).T  # (positions, C)
+            vectors.append(F.normalize(deep, dim=1))
+    return torch.cat(vectors)
+
+
+def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, options: AdaptOptions):
+    """The file's network: the base, the adapted decoder and the gate on the keys' features
+    (:class:`vs_colorgan.networks.AdaptedUNetGenerator`), with the base's config and calibration."""
+    from vs_colorgan.model_io import MAX_ADAPT_BANK
+    from vs_colorgan.networks import build_generator
+
+    if len(bank) > MAX_ADAPT_BANK:  # an evenly spaced subset: neighbours are near-duplicates anyway
+        bank = bank[torch.linspace(0, len(bank) - 1, MAX_ADAPT_BANK).round().long()]
+    own = options.encoder_stages > 0
+    config = dataclasses.replace(cfg, arch="unet-adapted", adapt_bank=len(bank), adapt_encoder=own)
+    net = build_generator(config.arch, config.width, confidence=config.confidence, chroma_gain=config.chroma_gain,
+                          confidence_tau=config.confidence_tau, adapt_bank=config.adapt_bank,
+                          adapt_encoder=config.adapt_encoder)
+    net.base.load_state_dict(base.state_dict(), strict=True)
+    film_state = {k: v for k, v in film.state_dict().items() if own or not k.startswith("encoder.")}
+    net.film.load_state_dict(film_state, strict=True)
+    net.bank.copy_(bank)
+    net.gate_low.fill_(options.gate_low)
+    net.gate_high.fill_(options.gate_high)
+    return net.eval(), config
 
 
 def check_options(o: AdaptOptions) -> None:
@@ -320,6 +364,9 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--val-fraction must be from 0 to below 0.5, not {o.val_fraction!r}")
     if not 0.0 <= o.fill_weight <= 1.0:
         raise AdaptError(f"--fill-weight must be from 0 to 1, not {o.fill_weight!r}")
+    if not -1.0 <= o.gate_low < o.gate_high <= 1.0:
+        raise AdaptError(f"--gate-low and --gate-high must satisfy -1 <= low < high <= 1, not {o.gate_low!r} and "
+                         f"{o.gate_high!r}")
     lo, hi = o.scale_range
     if not 0.25 <= lo <= hi <= 4.0:
         raise AdaptError(f"the scale range must satisfy 0.25 <= low <= high <= 4, not {o.scale_range!r}")
@@ -364,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the last N encoder stages (default 0: decoder only)")
     ap.add_argument("--fill-weight", type=float, default=d.fill_weight,
                     help="weight of a partial key's stroke-filled pixels (default 0: painted pixels only)")
+    ap.add_argument("--gate-low", type=float, default=d.gate_low,
+                    help="feature similarity to the keys below which the base model's colour is kept")
+    ap.add_argument("--gate-high", type=float, default=d.gate_high,
+                    help="feature similarity above which the adapted colour is used alone")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: torch's default)")
@@ -374,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(steps=args.steps, device=args.device, batch_size=args.batch_size, lr=args.lr, l2sp=args.l2sp,
                         encoder_stages=args.encoder_stages, fill_weight=args.fill_weight,
+                        gate_low=args.gate_low, gate_high=args.gate_high,
                         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
 
 

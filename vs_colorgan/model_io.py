@@ -32,6 +32,7 @@ DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 MIN_RENDER_SIZE = 64
 MAX_RENDER_SIZE = 2048
 MAX_WIDTH = 256  # generator base width: 64 is the paper's; 256 is already ~1 GB of fp32 weights
+MAX_ADAPT_BANK = 65536  # key features of an adapted model's gate (10 keys at 480p hold ~2,000)
 
 
 # read once at import: os.umask can only be read by setting it, which is not thread-safe later on
@@ -56,6 +57,8 @@ class ModelConfig:
     confidence: bool = False  # U-Net with a confidence head (3rd output channel), see networks.calibrate
     chroma_gain: float = 1.0  # calibration applied in the network's forward (fitted on validation photos)
     confidence_tau: float = 0.0
+    adapt_bank: int = 0  # "unet-adapted" (colorgan-adapt): keyframe features in the gate's bank
+    adapt_encoder: bool = False  # "unet-adapted": its film decoder has its own (partly adapted) encoder
     format_version: int = FORMAT_VERSION
 
     @property
@@ -99,6 +102,9 @@ class ModelConfig:
         # fields that another version of this table knows but this ModelConfig does not hold yet are dropped
         names = {f.name for f in dataclasses.fields(cls)}
         cfg = cls(**{k: v for k, v in values.items() if k in names})
+        if (cfg.arch == "unet-adapted") != (cfg.adapt_bank > 0):
+            raise ModelFileError(f"{source}: metadata \"adapt_bank\" must be at least 1 for an \"unet-adapted\" "
+                                 f"generator and 0 for any other, not {cfg.adapt_bank} (arch {cfg.arch!r})")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
@@ -149,6 +155,9 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "confidence": Rule(lambda v: isinstance(v, bool), "true or false"),
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
+    # colorgan-adapt's models (arch "unet-adapted")
+    "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
+    "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -295,7 +304,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     except Exception as e:
         raise ModelFileError(f"{path}: tensors unreadable, the file is truncated or damaged ({e})") from None
     model = build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
-                            confidence_tau=cfg.confidence_tau)
+                            confidence_tau=cfg.confidence_tau, adapt_bank=cfg.adapt_bank,
+                            adapt_encoder=cfg.adapt_encoder)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -175,7 +176,11 @@ class UNetGenerator(nn.Module):
 
     def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Uncalibrated ``(ab_norm, log_var)``; ``log_var`` (N, 1, H, W) is None without a confidence head."""
-        stem, f1, f2, f3, f4 = self.encoder(l_norm)
+        return self.decode(self.encoder(l_norm), l_norm)
+
+    def decode(self, features: list[torch.Tensor], l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s pair."""
+        stem, f1, f2, f3, f4 = features
         x = self.up4(f4, f3)
         x = self.up3(x, f2)
         x = self.up2(x, f1)
@@ -225,20 +230,80 @@ class PatchDiscriminator(nn.Module):
         return self.net(lab_norm)
 
 
-GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator}
+class AdaptedUNetGenerator(nn.Module):
+    """A U-Net fine-tuned on one film's painted keyframes (``colorgan-adapt``), used only where the picture looks
+    like them.
+
+    ``base`` is the generator it started from, ``film`` its adapted decoder (with its own encoder when the
+    adaptation trained encoder stages, else it reads ``base``'s features). Per pixel the output is
+    ``base + g * (film - base)``: the gate ``g`` in [0, 1] is how close the deepest encoder features (1/32 scale,
+    ``base.encoder``) come to a bank of the keyframes' features (cosine similarity, the nearest of ``bank``),
+    mapped linearly from ``gate_low`` (0) to ``gate_high`` (1) and upsampled bilinearly. Content no key showed
+    keeps the base model's colour: the "do no harm" of issue 16, a nearest-neighbour novelty test on deep
+    features (as in e.g. Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples").
+    Calibration (:func:`calibrate`) is applied once, to the blend.
+    """
+
+    size_multiple = 32
+
+    def __init__(self, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
+                 confidence_tau: float = 0.0, bank_size: int = 1, own_encoder: bool = False) -> None:
+        super().__init__()
+        self.confidence = bool(confidence)
+        self.chroma_gain = float(chroma_gain)
+        self.confidence_tau = float(confidence_tau)
+        self.own_encoder = bool(own_encoder)
+        self.base = UNetGenerator(width, confidence=confidence)
+        self.film = UNetGenerator(width, confidence=confidence)
+        if not self.own_encoder:
+            del self.film.encoder  # it reads base's features: no copy in the file
+        self.register_buffer("bank", torch.zeros(bank_size, 8 * width))  # unit vectors, (K, channels of layer4)
+        self.register_buffer("gate_low", torch.tensor(0.8))
+        self.register_buffer("gate_high", torch.tensor(0.9))
+
+    def gate(self, deep: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """(N, 1, H, W) in [0, 1]: the nearest key feature's cosine similarity, mapped and upsampled."""
+        f = deep / deep.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        sim = F.conv2d(f, self.bank[:, :, None, None]).amax(dim=1, keepdim=True)  # 1x1 conv = dot with every key
+        g = ((sim - self.gate_low) / (self.gate_high - self.gate_low).clamp_min(1e-6)).clamp(0.0, 1.0)
+        return F.interpolate(g, size=size, mode="bilinear", align_corners=False)
+
+    def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.base.encoder(l_norm)
+        ab0, lv0 = self.base.decode(features, l_norm)
+        ab1, lv1 = self.film.decode(self.film.encoder(l_norm) if self.own_encoder else features, l_norm)
+        g = self.gate(features[4], l_norm.shape[-2:])
+        ab = ab0 + g * (ab1 - ab0)
+        lv = None if lv0 is None or lv1 is None else lv0 + g * (lv1 - lv0)
+        return ab, lv
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        ab, log_var = self.distribution(l_norm)
+        return calibrate(ab, log_var, self.chroma_gain, self.confidence_tau)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator,
+                                          "unet-adapted": AdaptedUNetGenerator}
+TRAINABLE = ("colorization-net", "unet")  # what colorgan-train builds; "unet-adapted" is made by colorgan-adapt
 
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                    confidence_tau: float = 0.0) -> nn.Module:
+                    confidence_tau: float = 0.0, adapt_bank: int = 0, adapt_encoder: bool = False) -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
-    calibration :func:`calibrate` applies in ``forward``.
+    calibration :func:`calibrate` applies in ``forward``. ``adapt_bank`` / ``adapt_encoder``: the size of an
+    ``unet-adapted`` generator's key-feature bank and whether its film decoder has its own encoder.
     """
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if arch == "unet":
         return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau)
+    if arch == "unet-adapted":
+        if adapt_bank < 1:
+            raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
+        return AdaptedUNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain,
+                                    confidence_tau=confidence_tau, bank_size=adapt_bank, own_encoder=adapt_encoder)
     if confidence:
         raise ValueError(f"a confidence head exists for the 'unet' generator only, not {arch!r}")
     return GENERATORS[arch](width, chroma_gain=chroma_gain)
