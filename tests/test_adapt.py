@@ -211,3 +211,17 @@ def test_the_gate_keeps_the_base_colour_on_content_unlike_the_keys():
         net.gate_high.fill_(-2.0)
         film = net.film.decode(net.base.encoder(x), x)[0]
         assert torch.allclose(net(x), film, atol=1e-6)
+
+
+def test_render_adapt_adapts_then_renders_and_keeps_the_model(setup, tmp_path):
+    from vs_colorgan.render import main as render_main
+
+    out = tmp_path / "colour.mkv"
+    args = [str(setup["video"]), str(out), "--references", str(setup["refs"]), "--adapt", "--adapt-steps", "3",
+            "--model", str(setup["model"]), "--threads", "1", "-q"]
+    assert render_main(args) == 0
+    kept = tmp_path / "colour.mkv.adapted.safetensors"
+    assert out.is_file() and read_config(kept).arch == "unet-adapted"
+    assert json.loads(read_metadata(kept)[ADAPT_METADATA_KEY])["base_sha256"] == sha256_file(setup["model"])
+    assert render_main([str(setup["video"]), str(tmp_path / "x.mkv"), "--adapt", "-q"]) == 2  # no references
+    assert not (tmp_path / "x.mkv").exists()

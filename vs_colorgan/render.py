@@ -1,6 +1,6 @@
 """``colorgan-render``: one command from a black-and-white film to a colourized one.
 
-    colorgan-render INPUT OUTPUT [--model M] [--references DIR] [--start N --end M] [--codec h264|h265|ffv1]
+    colorgan-render INPUT OUTPUT [--model M] [--references DIR [--adapt]] [--start N --end M] [--codec h264|h265|ffv1]
                     [--crf N] [--preset P] [colorize options: --render-size, --temporal-radius, --backend ...]
                     [--workers N | --cluster ADDRESS] [--chunk-frames K] [--allow-mixed-hardware]
 
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default=None, help="generator .safetensors or .onnx (default: the bundled model)")
     ap.add_argument("--references", type=Path, default=None,
                     help="folder of colour reference images, passed to colorize(references=...)")
+    ap.add_argument("--adapt", action="store_true",
+                    help="first fine-tune the model on the --references keyframes (colorgan-adapt), kept as "
+                         "OUTPUT.adapted.safetensors, then render with it")
+    ap.add_argument("--adapt-steps", type=int, default=None, help="--adapt: colorgan-adapt's --steps")
     ap.add_argument("--start", type=_nonnegative_int, default=None, help="first frame to render (default 0)")
     ap.add_argument("--end", type=_nonnegative_int, default=None, help="last frame to render, inclusive (default: the last)")
     ap.add_argument("--codec", choices=tuple(CODECS), default=None, help="default: by the output's extension")
@@ -526,9 +530,36 @@ def render(args: argparse.Namespace) -> int:
     return 0
 
 
+def adapted_path(output: Path) -> Path:
+    """Where ``--adapt`` keeps the adapted model: next to OUTPUT, for reuse with ``--model``."""
+    return output.with_name(output.name + ".adapted.safetensors")
+
+
+def adapt_first(args: argparse.Namespace) -> int:
+    """``--adapt``: run ``colorgan-adapt`` (through its console-script wrapper: the filter package does not import
+    the training tools) and point ``args.model`` at its result; returns its exit status."""
+    from .entry_points import adapt
+
+    if args.references is None:
+        raise RenderError("--adapt needs --references DIR (the painted keyframes to adapt to)")
+    check_references(args.references)
+    out = adapted_path(args.output)
+    argv = [str(args.input), "--references", str(args.references), "--out", str(out)]
+    argv += ["--base", str(args.model)] if args.model is not None else []
+    argv += ["--steps", str(args.adapt_steps)] if args.adapt_steps is not None else []
+    argv += ["--device", args.device] + (["-q"] if args.quiet else [])
+    status = adapt(argv)
+    if status == 0:
+        args.model = str(out)
+        print(f"{PROG}: rendering with the adapted model {out} (reuse it with --model)", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.adapt and (status := adapt_first(args)) != 0:
+            return status
         if args.workers is not None or args.cluster is not None:
             from .cluster import render_cluster
 
