@@ -85,7 +85,26 @@ def adapted_model(gray, refs: dict, options: AdaptOptions, workdir: Path, name: 
     return str(path), result
 
 
-def film_report(data_dir: Path, options: AdaptOptions, workdir: Path) -> None:
+def contact_sheet(path: Path, rows: list[tuple[str, int]], columns: list[tuple[str, list]], thumb: int = 200) -> None:
+    """One row per (shot, frame), one column per variant, labelled; saved as a 256-colour PNG (small)."""
+    from PIL import Image, ImageDraw
+
+    h = thumb * SIZE[1] // SIZE[0]
+    sheet = Image.new("RGB", (thumb * len(columns), (h + 16) * len(rows) + 16), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for j, (label, _) in enumerate(columns):
+        draw.text((j * thumb + 4, 2), label, fill=(0, 0, 0))
+    for i, (name, n) in enumerate(rows):
+        y0 = 16 + i * (h + 16)
+        draw.text((4, y0 + 2), f"{name}, frame {n} (unpainted shot)", fill=(0, 0, 0))
+        for j, (_, frames) in enumerate(columns):
+            sheet.paste(Image.fromarray(cv2.resize(frames[n], (thumb, h), interpolation=cv2.INTER_AREA)),
+                        (j * thumb, y0 + 16))
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"contact sheet: {path} ({path.stat().st_size // 1024} KB)")
+
+
+def film_report(data_dir: Path, options: AdaptOptions, workdir: Path, sheet: Path | None = None) -> None:
     shots = film(data_dir)
     frames = [f for s in shots for f in s.frames]
     starts = np.cumsum([0] + [len(s.frames) for s in shots])
@@ -108,6 +127,11 @@ def film_report(data_dir: Path, options: AdaptOptions, workdir: Path) -> None:
         print(f"| {s.name} | {s.setup} | {'key at frame 0' if s.painted else 'no'} | {score['gray']:.2f} | "
               f"{score['base']:.2f} | {score['ours']:.2f} | {score['ours'] - score['base']:+.2f} | "
               f"{score['ours'] - score['gray']:+.2f} |")
+    if sheet is not None:
+        rows = [(s.name, int(starts[i]) + len(s.frames) // 2) for i, s in enumerate(shots)
+                if not s.painted and s.name[:2] in ("A'", "C'", "U2")]
+        contact_sheet(sheet, rows, [("gray", gray_out), ("base model", base_out), ("adapted", ours_out),
+                                    ("truth", frames)])
     print()
     for kind, deltas in groups.items():
         print(f"- {kind}: adapted − base {np.mean(deltas):+.2f} dB on average (min {min(deltas):+.2f})")
@@ -148,6 +172,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="opencv-doc's examples/data folder")
     ap.add_argument("--parts", default="film,single,timing", help="comma list: film, single, timing")
+    ap.add_argument("--sheet", type=Path, default=None, help="film: save a before/after contact sheet PNG here")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an AdaptOptions field")
     args = ap.parse_args()
     options = AdaptOptions()
@@ -157,13 +182,13 @@ def main() -> int:
         if key not in kinds:
             raise SystemExit(f"--set: {key!r} is not one of {', '.join(sorted(kinds))}")
         current = getattr(options, key)
-        options = replace(options, **{key: type(current)(value)})
+        options = replace(options, **{key: float(value) if current is None else type(current)(value)})
     print(f"options: {options}", flush=True)
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "film" in parts:
-            film_report(args.data, options, work)
+            film_report(args.data, options, work, args.sheet)
         if "single" in parts:
             print("\n| clip | painted | scored | gray dB | base dB | adapted dB | adapted − base | adapted − gray | "
                   "adaptation |")

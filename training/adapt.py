@@ -16,9 +16,9 @@ fine-tune is built not to forget what the base model knows:
 * early stopping on a held-out square of every key (its pixels never carry training loss), keeping the best
   weights seen.
 
-The loss is a weighted Huber (``losses.HUBER_DELTA``) on the *calibrated* output (the network's ``forward``, what
-the filter shows), so the base's calibration is kept in the file unchanged and the weights learn the film's
-colour through it.
+The loss is a weighted Huber (``losses.HUBER_DELTA``) on what the file's network outputs where it trusts the
+adapted decoder: its ab times ``film_gain`` (default: the base's calibrated gain, so the base's calibration is
+carried over unchanged).
 
 The result is an ordinary generator file (``model_io.save_generator``, atomic): the base's config and calibration,
 plus ``vs_colorgan_adapt`` metadata naming the base's sha256 and the keyframes learnt from. Ctrl-C writes nothing.
@@ -62,6 +62,7 @@ class AdaptOptions:
     val_fraction: float = 0.1  # share of each key held out (one square) for early stopping
     val_every: int = 25  # steps between validations
     patience: int = 4  # validations without improvement before stopping
+    film_gain: float | None = None  # chroma gain of the adapted decoder (None: the base's calibrated chroma_gain)
     gate_low: float = 0.80  # cosine similarity to the nearest key feature where the adapted colour starts to count
     gate_high: float = 0.92  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
     seed: int = 0
@@ -178,13 +179,20 @@ def resolve_device(device: str) -> torch.device:
     raise AdaptError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
 
 
+def film_output(model: nn.Module, l_norm: torch.Tensor, film_gain: float) -> torch.Tensor:
+    """What the adapted decoder contributes to the file's output (``AdaptedUNetGenerator.forward`` where the gate
+    is 1): its ab times ``film_gain``."""
+    return model.distribution(l_norm)[0] * film_gain
+
+
 @torch.no_grad()
-def validation_loss(model: nn.Module, keys: list, masks: list[torch.Tensor], device: torch.device) -> float:
+def validation_loss(model: nn.Module, keys: list, masks: list[torch.Tensor], device: torch.device,
+                    film_gain: float) -> float:
     """Huber on the held-out squares, each key at its prepared size (a whole frame, so the network sees
     the context the filter gives it), weighted like training."""
     total = weight = 0.0
     for k, m in zip(keys, masks, strict=True):
-        pred = model(k.l_norm[None].to(device))
+        pred = film_output(model, k.l_norm[None].to(device), film_gain)
         w = (k.weight * m)[None].to(device)
         total += float(weighted_huber(pred, k.ab[None].to(device), w)) * float(w.sum())
         weight += float(w.sum())
@@ -248,8 +256,9 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     masks = val_masks(keys, options.val_fraction, multiple, gen) if options.val_fraction > 0 else None
     train_w = [k.weight * (1.0 - m) for k, m in zip(keys, masks, strict=True)] if masks else [k.weight for k in keys]
     result = AdaptResult(model=model, config=cfg, keyframes=[k.frame for k in keys], palettes=palettes)
+    film_gain = cfg.chroma_gain if options.film_gain is None else options.film_gain
     if masks:
-        result.val_base = result.val_best = validation_loss(model, keys, masks, device)
+        result.val_base = result.val_best = validation_loss(model, keys, masks, device, film_gain)
     best_state = {n: p.detach().clone() for n, p in params}
     crop = crop_side(keys, options, prepared, cfg.render_size, multiple)
     stale = 0
@@ -262,7 +271,7 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
         for step in range(1, options.steps + 1):
             l_norm, ab, w = (t.to(device) for t in sample_batch(keys, train_w, options, prepared, cfg.render_size,
                                                                  crop, gen))
-            pred = model(l_norm)
+            pred = film_output(model, l_norm, film_gain)
             fit = weighted_huber(pred, ab, w)
             loss = fit + 0.5 * options.l2sp * l2sp(params, start)
             opt.zero_grad(set_to_none=True)
@@ -275,7 +284,7 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
             result.train_loss_last = value
             record = {"step": step, "loss": value}
             if masks and (step % options.val_every == 0 or step == options.steps):
-                v = validation_loss(model, keys, masks, device)
+                v = validation_loss(model, keys, masks, device, film_gain)
                 record["val"] = v
                 if v < result.val_best:
                     result.val_best, result.best_step, stale = v, step, 0
@@ -343,6 +352,7 @@ def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, options: Ad
     net.bank.copy_(bank)
     net.gate_low.fill_(options.gate_low)
     net.gate_high.fill_(options.gate_high)
+    net.film_gain.fill_(cfg.chroma_gain if options.film_gain is None else options.film_gain)
     return net.eval(), config
 
 
@@ -364,6 +374,8 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--val-fraction must be from 0 to below 0.5, not {o.val_fraction!r}")
     if not 0.0 <= o.fill_weight <= 1.0:
         raise AdaptError(f"--fill-weight must be from 0 to 1, not {o.fill_weight!r}")
+    if o.film_gain is not None and not 0.0 < o.film_gain <= 4.0:
+        raise AdaptError(f"--film-gain must be above 0 and at most 4, not {o.film_gain!r}")
     if not -1.0 <= o.gate_low < o.gate_high <= 1.0:
         raise AdaptError(f"--gate-low and --gate-high must satisfy -1 <= low < high <= 1, not {o.gate_low!r} and "
                          f"{o.gate_high!r}")
@@ -411,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the last N encoder stages (default 0: decoder only)")
     ap.add_argument("--fill-weight", type=float, default=d.fill_weight,
                     help="weight of a partial key's stroke-filled pixels (default 0: painted pixels only)")
+    ap.add_argument("--film-gain", type=float, default=d.film_gain,
+                    help="chroma gain of the adapted colour (default: the base model's calibrated gain)")
     ap.add_argument("--gate-low", type=float, default=d.gate_low,
                     help="feature similarity to the keys below which the base model's colour is kept")
     ap.add_argument("--gate-high", type=float, default=d.gate_high,
@@ -425,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(steps=args.steps, device=args.device, batch_size=args.batch_size, lr=args.lr, l2sp=args.l2sp,
                         encoder_stages=args.encoder_stages, fill_weight=args.fill_weight,
-                        gate_low=args.gate_low, gate_high=args.gate_high,
+                        film_gain=args.film_gain, gate_low=args.gate_low, gate_high=args.gate_high,
                         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
 
 

@@ -241,7 +241,8 @@ class AdaptedUNetGenerator(nn.Module):
     mapped linearly from ``gate_low`` (0) to ``gate_high`` (1) and upsampled bilinearly. Content no key showed
     keeps the base model's colour: the "do no harm" of issue 16, a nearest-neighbour novelty test on deep
     features (as in e.g. Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples").
-    Calibration (:func:`calibrate`) is applied once, to the blend.
+    The base's calibration (:func:`calibrate`) applies to the base's output; the adapted decoder's output is
+    scaled by ``film_gain``. :meth:`distribution` blends the raw outputs (the confidence channel included).
     """
 
     size_multiple = 32
@@ -260,6 +261,9 @@ class AdaptedUNetGenerator(nn.Module):
         self.register_buffer("bank", torch.zeros(bank_size, 8 * width))  # unit vectors, (K, channels of layer4)
         self.register_buffer("gate_low", torch.tensor(0.8))
         self.register_buffer("gate_high", torch.tensor(0.9))
+        # the adapted decoder's chroma gain: it learnt the film's painted colour directly, so the base's
+        # calibration (a shrinkage for what the base does not know) need not apply to it
+        self.register_buffer("film_gain", torch.tensor(float(chroma_gain)))
 
     def gate(self, deep: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
         """(N, 1, H, W) in [0, 1]: the nearest key feature's cosine similarity, mapped and upsampled."""
@@ -278,8 +282,12 @@ class AdaptedUNetGenerator(nn.Module):
         return ab, lv
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        ab, log_var = self.distribution(l_norm)
-        return calibrate(ab, log_var, self.chroma_gain, self.confidence_tau)
+        """``base`` (calibrated) where the gate is 0, the adapted decoder times ``film_gain`` where it is 1."""
+        features = self.base.encoder(l_norm)
+        ab0, lv0 = self.base.decode(features, l_norm)
+        ab1, _ = self.film.decode(self.film.encoder(l_norm) if self.own_encoder else features, l_norm)
+        base = calibrate(ab0, lv0, self.chroma_gain, self.confidence_tau)
+        return base + self.gate(features[4], l_norm.shape[-2:]) * (ab1 * self.film_gain - base)
 
 
 GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator,
