@@ -225,3 +225,27 @@ def test_render_adapt_adapts_then_renders_and_keeps_the_model(setup, tmp_path):
     assert json.loads(read_metadata(kept)[ADAPT_METADATA_KEY])["base_sha256"] == sha256_file(setup["model"])
     assert render_main([str(setup["video"]), str(tmp_path / "x.mkv"), "--adapt", "-q"]) == 2  # no references
     assert not (tmp_path / "x.mkv").exists()
+
+
+def test_keyframes_suggests_the_shot_least_like_the_painted_keys(setup, tmp_path):
+    from vs_colorgan.keyframes import suggest_shots, write_suggestions
+
+    shot1 = [shapes(t) for t in range(4)]
+    shot2 = [np.ascontiguousarray(np.flipud(255 - shapes(t))) for t in range(4)]  # another picture, after a cut
+    shot3 = [shapes(t + 1) for t in range(4)]  # shot 1's set-up again
+    clip = core.std.SetFrameProps(frames_clip(shot1 + shot2 + shot3), _Matrix=6)
+    # a tiny random network's features are all alike: a narrow gate makes "like the key" mean nearly the same
+    opts = AdaptOptions(steps=2, threads=1, val_fraction=0.0, gate_low=0.99, gate_high=0.999)
+    result = adapt(clip, {0: painted(0)}, base=setup["model"], options=opts, progress=False)
+    film = tmp_path / "film.safetensors"
+    adapt_mod.save_adapted(film, result, base=setup["model"], video="clip", options=opts)
+    ranked = suggest_shots(clip, film, render_size=64, scene_threshold=10.0, count=3)
+    assert [n for n, _ in ranked][0] == 4 and sorted(n for n, _ in ranked) == [0, 4, 8]
+    assert ranked[0][1] > ranked[-1][1]
+    (tmp_path / "refs").mkdir()
+    cv2.imwrite(str(tmp_path / "refs" / "ref_000000.png"), painted(0))  # painted already: kept
+    before = (tmp_path / "refs" / "ref_000000.png").read_bytes()
+    written = write_suggestions(clip, tmp_path / "refs", ranked)
+    assert [p.name for p in written] == ["ref_000004.png", "ref_000008.png"]
+    assert (tmp_path / "refs" / "ref_000000.png").read_bytes() == before
+    assert (tmp_path / "refs" / "suggested.txt").read_text().split()[0] == "4"
