@@ -63,8 +63,8 @@ class AdaptOptions:
     val_every: int = 25  # steps between validations
     patience: int = 4  # validations without improvement before stopping
     film_gain: float | None = None  # chroma gain of the adapted decoder (None: the base's calibrated chroma_gain)
-    gate_low: float = 0.80  # cosine similarity to the nearest key feature where the adapted colour starts to count
-    gate_high: float = 0.92  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
+    gate_low: float = 0.82  # cosine similarity to the nearest key feature where the adapted colour starts to count
+    gate_high: float = 0.94  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch.set_num_threads (0: torch's default)
