@@ -249,3 +249,14 @@ def test_keyframes_suggests_the_shot_least_like_the_painted_keys(setup, tmp_path
     assert [p.name for p in written] == ["ref_000004.png", "ref_000008.png"]
     assert (tmp_path / "refs" / "ref_000000.png").read_bytes() == before
     assert (tmp_path / "refs" / "suggested.txt").read_text().split()[0] == "4"
+
+
+def test_console_script_needs_no_extra(capsys):
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["colorgan-adapt"] == "vs_colorgan.entry_points:adapt"
+    with pytest.raises(SystemExit) as done:
+        entry_points.adapt(["--help"])
+    assert done.value.code == 0 and "--references" in capsys.readouterr().out
