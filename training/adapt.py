@@ -67,7 +67,9 @@ class AdaptOptions:
     gate_high: float = 0.94  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
     seed: int = 0
     device: str = "auto"
-    threads: int = 0  # torch.set_num_threads (0: torch's default)
+    # torch.set_num_threads (0: torch's default, all cores); 1 because on a shared CPU 2 threads ran 3-6x slower
+    # (docs/training.md, Speed)
+    threads: int = 1
 
 
 @dataclass
@@ -114,7 +116,7 @@ def weighted_huber(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------------------- batches
-def val_masks(keys: list, fraction: float, multiple: int, generator: torch.Generator) -> list[torch.Tensor]:
+def val_masks(keys: list, fraction: float, generator: torch.Generator) -> list[torch.Tensor]:
     """One held-out square per key (``fraction`` of its area, at a random place): (1, h, w) masks, 1 inside."""
     masks = []
     for k in keys:
@@ -207,6 +209,8 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     >>> r = adapt(core.bs.VideoSource("film.mkv"), "refs/", options=AdaptOptions(steps=200))
     >>> save_adapted("film.safetensors", r, base=None)
     """
+    import vapoursynth as vs
+
     from vs_colorgan.model_io import DEFAULT_MODEL, ModelFileError, load_generator
     from vs_colorgan.pipeline import Colorizer
 
@@ -225,11 +229,13 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
                          f"\"{cfg.arch}\" ({base_path})")
     try:
         adapt_keys.check_clip(clip)
-        refs = adapt_keys.read_references(references, clip)
-    except adapt_keys.ColorizeError as e:
-        raise AdaptError(f"--references: {str(e).replace(chr(34) + 'references' + chr(34) + ': ', '')}") from None
-    except Exception as e:  # vs.Error from check_clip
+    except vs.Error as e:
         raise AdaptError(f"VIDEO: {e}") from None
+    try:
+        refs = adapt_keys.read_references(references, clip)
+    except adapt_keys.ColorizeError as e:  # the filter's words, which name the frame and the file
+        detail = str(e).removeprefix('"references": ')
+        raise AdaptError(f"--references: {detail}") from None
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
@@ -238,7 +244,11 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     hi = max(options.scale_range)
     prepared = adapt_keys.prepared_size(clip, cfg.render_size, multiple, hi)
     colorizer = Colorizer.load(base_path, backend="torch", device="cpu")
-    keys, palettes = adapt_keys.load_keys(clip, refs, colorizer, short_side=prepared, fill_weight=options.fill_weight)
+    try:
+        keys, palettes = adapt_keys.load_keys(clip, refs, colorizer, short_side=prepared,
+                                              fill_weight=options.fill_weight)
+    except adapt_keys.ColorizeError as e:
+        raise AdaptError(f"--references: {e}") from None
     del colorizer
     if not keys:
         raise AdaptError(f"--references: every reference ({', '.join(str(k) for k in palettes)}) is a palette (its "
@@ -253,7 +263,7 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     start = {n: p.detach().clone() for n, p in params}
     opt = torch.optim.Adam([p for _, p in params], lr=options.lr)
 
-    masks = val_masks(keys, options.val_fraction, multiple, gen) if options.val_fraction > 0 else None
+    masks = val_masks(keys, options.val_fraction, gen) if options.val_fraction > 0 else None
     train_w = [k.weight * (1.0 - m) for k, m in zip(keys, masks, strict=True)] if masks else [k.weight for k in keys]
     result = AdaptResult(model=model, config=cfg, keyframes=[k.frame for k in keys], palettes=palettes)
     film_gain = cfg.chroma_gain if options.film_gain is None else options.film_gain
@@ -431,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="feature similarity above which the adapted colour is used alone")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=d.threads,
+                    help=f"torch threads (default {d.threads}; 0: torch's default, all cores, faster on a dedicated machine)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return ap
 
