@@ -260,3 +260,25 @@ def test_console_script_needs_no_extra(capsys):
     with pytest.raises(SystemExit) as done:
         entry_points.adapt(["--help"])
     assert done.value.code == 0 and "--references" in capsys.readouterr().out
+
+
+def test_a_partly_painted_key_teaches_only_its_painted_pixels(setup, tmp_path):
+    """A PNG with alpha: weight = alpha (painted pixels 1, transparent 0); --fill-weight lets the fill teach too.
+    The target is the filter's keyframe chroma: the strokes' colour under the strokes."""
+    rgba = np.dstack([painted(0), np.zeros(painted(0).shape[:2], np.uint8)])
+    rgba[:, :30, 3] = 255  # the left third painted (warm), the rest transparent
+    (tmp_path / "refs").mkdir()
+    cv2.imwrite(str(tmp_path / "refs" / "ref_000000.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    clip = core.bs.VideoSource(str(setup["video"]))
+    refs = adapt_keys.read_references(tmp_path / "refs", clip)
+    assert refs[0].partial
+    colorizer = Colorizer.load(setup["model"], backend="torch", device="cpu")
+    (key,), _ = adapt_keys.load_keys(clip, refs, colorizer, short_side=64)
+    w = key.weight[0]
+    h, width = w.shape
+    cut = 30 * width // 96
+    assert float(w[:, : cut - 2].min()) == pytest.approx(1.0) and float(w[:, cut + 2:].max()) == 0.0
+    a = key.ab[0][:, : cut - 2]
+    assert float(a.mean()) > 0.05  # warm strokes: positive a* under them
+    (filled,), _ = adapt_keys.load_keys(clip, refs, colorizer, short_side=64, fill_weight=0.5)
+    assert float(filled.weight[0][:, cut + 2:].min()) == pytest.approx(0.5)
