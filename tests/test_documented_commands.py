@@ -103,6 +103,7 @@ def write_reference(path: Path, w: int = 128, h: int = 96) -> None:
 
     y, x = np.mgrid[0:h, 0:w]
     gray = (40 + 150 * x / w)
+    gray[20:50, 0:30] = 230  # frame 0's square: the luma matches the frame (a colour key, not a palette)
     rgb = np.stack([gray + 30 * (x < w / 2), gray, gray + 30 * (x >= w / 2)], -1)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
