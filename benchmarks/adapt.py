@@ -190,7 +190,8 @@ def main() -> int:
         if "film" in parts:
             film_report(args.data, options, work, args.sheet)
         if "single" in parts:
-            print("\n| clip | painted | scored | gray dB | base dB | adapted dB | adapted − base | adapted − gray | "
+            print("\n| clip | painted | scored | gray dB | base dB | adapted dB | adapted − base | "
+                  "adapted − gray | "
                   "adaptation |")
             print("|---|---|---|---:|---:|---:|---:|---:|---|")
             for name in ("vtest", "tree"):

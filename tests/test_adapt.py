@@ -53,6 +53,11 @@ def cli(*args: str) -> int:
     return entry_points.adapt([*map(str, args), "--threads", "1", "-q"])
 
 
+def cli_on(setup: dict, out: Path, steps: int) -> int:
+    """colorgan-adapt on the module's video, references and tiny base model."""
+    return cli(setup["video"], "--references", setup["refs"], "--out", out, "--base", setup["model"], "--steps", steps)
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp") or p.suffix == ".safetensors")
 
@@ -85,7 +90,7 @@ def test_short_adaptation_changes_the_model_and_lowers_the_loss_on_the_painted_f
 
 def test_the_written_file_runs_in_both_backends_exports_and_records_its_base(setup, tmp_path):
     out = tmp_path / "film.safetensors"
-    assert cli(setup["video"], "--references", setup["refs"], "--out", out, "--base", setup["model"], "--steps", "5") == 0
+    assert cli_on(setup, out, 5) == 0
     cfg = read_config(out)
     assert cfg.arch == "unet-adapted" and cfg.width == 8 and cfg.render_size == read_config(setup["model"]).render_size
     record = json.loads(read_metadata(out)[ADAPT_METADATA_KEY])
@@ -106,7 +111,7 @@ def test_the_written_file_runs_in_both_backends_exports_and_records_its_base(set
 def test_keyframe_mode_falls_back_to_the_adapted_model_where_no_key_reaches(setup, tmp_path):
     """Two shots, a key in the first only: the second shot's frames are the adapted model's automatic colour."""
     out = tmp_path / "film.safetensors"
-    assert cli(setup["video"], "--references", setup["refs"], "--out", out, "--base", setup["model"], "--steps", "3") == 0
+    assert cli_on(setup, out, 3) == 0
     shot1 = [shapes(t) for t in range(4)]
     shot2 = [255 - shapes(t) for t in range(4)]  # inverted: a cut the filter's detector sees
     clip = core.std.SetFrameProps(frames_clip(shot1 + shot2), _Matrix=6)
@@ -136,7 +141,7 @@ def test_ctrl_c_writes_nothing(setup, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(adapt_mod, "sample_batch", interrupted)
     out = tmp_path / "film.safetensors"
-    assert cli(setup["video"], "--references", setup["refs"], "--out", out, "--base", setup["model"], "--steps", "10") == 130
+    assert cli_on(setup, out, 10) == 130
     assert "not written" in capsys.readouterr().err
     assert leftovers(tmp_path) == []
 

@@ -252,7 +252,8 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     del colorizer
     if not keys:
         raise AdaptError(f"--references: every reference ({', '.join(str(k) for k in palettes)}) is a palette (its "
-                         f"luma does not match its frame): nothing to learn pixel by pixel; paint the frames themselves")
+                         f"luma does not match its frame): nothing to learn pixel by pixel; paint the frames "
+                         f"themselves")
 
     model = model.to(device).eval()  # eval: batch norm keeps the base's running statistics
     for p in model.parameters():
@@ -442,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads,
-                    help=f"torch threads (default {d.threads}; 0: torch's default, all cores, faster on a dedicated machine)")
+                    help=f"torch threads (default {d.threads}; 0: torch's default, all cores, faster on a "
+                         f"dedicated machine)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return ap
 

@@ -179,7 +179,8 @@ class UNetGenerator(nn.Module):
         return self.decode(self.encoder(l_norm), l_norm)
 
     def decode(self, features: list[torch.Tensor], l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s pair."""
+        """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s
+        pair."""
         stem, f1, f2, f3, f4 = features
         x = self.up4(f4, f3)
         x = self.up3(x, f2)
