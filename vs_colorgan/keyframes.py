@@ -9,7 +9,7 @@ the filter's work grid (:func:`vs_colorgan.temporal.mean_abs_l_difference` on
 
     colorgan-keyframes film.mkv --out refs/            # then colour refs/ref_*.png, delete the ones not coloured
     colorgan-keyframes film.mkv --out refs/ --every 120
-    colorgan-keyframes film.mkv --out refs/ --suggest 5 --model film.safetensors   # after colorgan-adapt: paint next
+    colorgan-keyframes film.mkv --out next/ --suggest 5 --model film.safetensors   # after colorgan-adapt: paint next
 
 Nothing goes to stdout but the summary line; progress and problems go to stderr.
 """
