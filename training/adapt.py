@@ -11,8 +11,9 @@ fine-tune is built not to forget what the base model knows:
   bias for transfer learning with convolutional networks", eq. 3: ``alpha/2 * ||w - w0||^2``);
 * batch norm keeps the base's running statistics (the network stays in eval mode): batches of crops of ten
   frames would replace statistics estimated on hundreds of photographs;
-* crops, horizontal flips, scale jitter around the render size and the film-like luma degradations of training
-  (:func:`vs_colorgan.training.augment.film_degrade`) make many views of each key;
+* crops, horizontal flips and scale jitter around the render size make many views of each key (the film-like
+  luma degradations of training, :func:`vs_colorgan.training.augment.film_degrade`, are an option, off by
+  default: the keys already carry the film's own);
 * early stopping on a held-out square of every key (its pixels never carry training loss), keeping the best
   weights seen.
 
@@ -63,7 +64,9 @@ class AdaptOptions:
     l2sp: float = 0.01  # alpha of L2-SP (Li et al. 2018), on the sum of squared weight changes
     encoder_stages: int = 0  # also train the last N ResNet stages of the encoder (0: decoder only)
     scale_range: tuple[float, float] = (0.8, 1.25)  # crop scale relative to the render size (scale jitter)
-    film_augment: float = 0.5  # probability of each film degradation of the input luma (training/augment.py)
+    # probability of each film degradation of the input luma (training/augment.py): 0 because the keys come from
+    # the film itself, its degradations already in them; 0.5 and 0.25 measured worse (docs/training.md)
+    film_augment: float = 0.0
     fill_weight: float = 0.0  # weight of the stroke fill's pixels in a partial key (0: painted pixels only)
     val_fraction: float = 0.1  # share of each key held out (one square) for early stopping
     val_every: int = 25  # steps between validations
@@ -391,6 +394,8 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--val-fraction must be from 0 to below 0.5, not {o.val_fraction!r}")
     if not 0.0 <= o.fill_weight <= 1.0:
         raise AdaptError(f"--fill-weight must be from 0 to 1, not {o.fill_weight!r}")
+    if not 0.0 <= o.film_augment <= 1.0:
+        raise AdaptError(f"--film-augment must be a probability from 0 to 1, not {o.film_augment!r}")
     if o.film_gain is not None and not 0.0 < o.film_gain <= 4.0:
         raise AdaptError(f"--film-gain must be above 0 and at most 4, not {o.film_gain!r}")
     if not -1.0 <= o.gate_low < o.gate_high <= 1.0:
@@ -440,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the last N encoder stages (default 0: decoder only)")
     ap.add_argument("--fill-weight", type=float, default=d.fill_weight,
                     help="weight of a partial key's stroke-filled pixels (default 0: painted pixels only)")
+    ap.add_argument("--film-augment", type=float, default=d.film_augment,
+                    help="probability of each film degradation of the keys' luma (default 0: they are the film's own)")
     ap.add_argument("--film-gain", type=float, default=d.film_gain,
                     help="chroma gain of the adapted colour (default: the base model's calibrated gain)")
     ap.add_argument("--gate-low", type=float, default=d.gate_low,
@@ -458,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(steps=args.steps, device=args.device, batch_size=args.batch_size, lr=args.lr, l2sp=args.l2sp,
                         encoder_stages=args.encoder_stages, fill_weight=args.fill_weight,
-                        film_gain=args.film_gain, gate_low=args.gate_low, gate_high=args.gate_high,
+                        film_augment=args.film_augment, film_gain=args.film_gain, gate_low=args.gate_low, gate_high=args.gate_high,
                         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
 
 
