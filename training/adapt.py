@@ -465,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(steps=args.steps, device=args.device, batch_size=args.batch_size, lr=args.lr, l2sp=args.l2sp,
                         encoder_stages=args.encoder_stages, fill_weight=args.fill_weight,
-                        film_augment=args.film_augment, film_gain=args.film_gain, gate_low=args.gate_low, gate_high=args.gate_high,
+                        film_augment=args.film_augment, film_gain=args.film_gain, gate_low=args.gate_low,
+                        gate_high=args.gate_high,
                         val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
 
 
