@@ -234,8 +234,9 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     except ModelFileError as e:
         raise AdaptError(f"--base: not a usable generator file: {e}") from None
     if cfg.arch != "unet":
+        hint = "; adapt from the model it was adapted from, with all the keys" if cfg.arch == "unet-adapted" else ""
         raise AdaptError(f"--base must be a U-Net generator (arch \"unet\": it has the decoder that adapts), not "
-                         f"\"{cfg.arch}\" ({base_path})")
+                         f"\"{cfg.arch}\" ({base_path}){hint}")
     try:
         adapt_keys.check_clip(clip)
     except vs.Error as e:

@@ -248,18 +248,21 @@ class AdaptedUNetGenerator(nn.Module):
 
     size_multiple = 32
 
-    def __init__(self, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
+    def __init__(self, base: UNetGenerator, film: UNetGenerator, *, chroma_gain: float = 1.0,
                  confidence_tau: float = 0.0, bank_size: int = 1, own_encoder: bool = False) -> None:
+        """``base`` and ``film``: two U-Nets of one architecture, built by :func:`build_generator` (so every
+        setting of the base's config reaches both), their own calibration unused."""
         super().__init__()
-        self.confidence = bool(confidence)
+        self.confidence = base.confidence
         self.chroma_gain = float(chroma_gain)
         self.confidence_tau = float(confidence_tau)
         self.own_encoder = bool(own_encoder)
-        self.base = UNetGenerator(width, confidence=confidence)
-        self.film = UNetGenerator(width, confidence=confidence)
+        self.base = base
+        self.film = film
         if not self.own_encoder:
             del self.film.encoder  # it reads base's features: no copy in the file
-        self.register_buffer("bank", torch.zeros(bank_size, 8 * width))  # unit vectors, (K, channels of layer4)
+        deep = base.encoder.channels[-1]
+        self.register_buffer("bank", torch.zeros(bank_size, deep))  # unit vectors, (K, channels of layer4)
         self.register_buffer("gate_low", torch.tensor(0.8))
         self.register_buffer("gate_high", torch.tensor(0.9))
         # the adapted decoder's chroma gain: it learnt the film's painted colour directly, so the base's
@@ -311,8 +314,10 @@ def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chr
     if arch == "unet-adapted":
         if adapt_bank < 1:
             raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
-        return AdaptedUNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain,
-                                    confidence_tau=confidence_tau, bank_size=adapt_bank, own_encoder=adapt_encoder)
+        # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed here)
+        base, film = (build_generator("unet", width, confidence=confidence) for _ in range(2))
+        return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
+                                    bank_size=adapt_bank, own_encoder=adapt_encoder)
     if confidence:
         raise ValueError(f"a confidence head exists for the 'unet' generator only, not {arch!r}")
     return GENERATORS[arch](width, chroma_gain=chroma_gain)
