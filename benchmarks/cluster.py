@@ -75,7 +75,7 @@ def write_clip(path: Path, width: int, height: int, frames: int, fps: int = 24) 
 def run(args: argparse.Namespace, workdir: Path) -> int:
     import ray
 
-    from vs_colorgan import cluster
+    from vs_colorgan.render import cluster
     from vs_colorgan.render import build_parser as render_parser, main as render_main
 
     workers = [int(w) for w in args.workers.split(",") if w.strip()]

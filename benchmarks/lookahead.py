@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             clip = synthetic_clip(width, height, args.warmup + args.frames, seed=pair)
             node, processor = build(clip, colorizer, render_size=colorizer.config.render_size)
             if not ahead:
-                processor.lookahead = None
+                processor.auto.lookahead = None
             before = steal_ticks()
             fps = 1 / time_frames(node, warmup=args.warmup, frames=args.frames)
             after = steal_ticks()

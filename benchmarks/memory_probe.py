@@ -87,7 +87,7 @@ def child(mode: str, frames: int, width: int, height: int, model: Path) -> dict:
             libc.malloc_trim(0)
         if i in marks:
             rows.append({"frame": i, "rss": round(rss_mib(), 1), "vs_cache": round(core.used_cache_size / 2**20, 1),
-                         "caches": None if processor is None else (len(processor.lumas), len(processor.predictions))})
+                         "caches": None if processor is None else (len(processor.auto.lumas), len(processor.auto.predictions))})
     libc.malloc_trim(0)
     return {"mode": mode, "rows": rows, "trimmed": round(rss_mib(), 1), "max_cache_size": core.max_cache_size,
             "filter_trims": getattr(processor, "trims", None),

@@ -14,7 +14,7 @@ Figures printed (PSNR over R'G'B' 8-bit against the colour original, per frame, 
 * speed at 480p (854x480), one key, beside the automatic mode, 2 VapourSynth threads.
 
 ``--tune`` runs the same pan/zoom measure on photographs the report does not use (scikit-image's coffee,
-rocket and astronaut): the propagation constants (vs_colorgan.propagate.PropagationOptions) were set there.
+rocket and astronaut): the propagation constants (vs_colorgan.reference.propagate.PropagationOptions) were set there.
 Source clips are read with OpenCV; the gray input is their luma (SMPTE 170M, limited range, GRAY8).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import vapoursynth as vs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vs_colorgan  # noqa: E402
-from vs_colorgan import propagate  # noqa: E402
+from vs_colorgan.reference import propagate  # noqa: E402
 
 core = vs.core
 

@@ -127,6 +127,20 @@ def colorfulness(rgb: np.ndarray, *, absolute: bool = False) -> float:
     return float(std + 0.3 * np.hypot(rg.mean(dtype=np.float64), yb.mean(dtype=np.float64)))
 
 
+def colorfulness_batch(rgb: "torch.Tensor") -> "torch.Tensor":
+    """:func:`colorfulness` of each picture of a torch batch ``(N, 3, H, W)`` in [0, 1], on the device it lies on.
+
+    The same figure as :func:`colorfulness` of the picture rounded to 8 bits (tests/test_metrics.py checks
+    it), for ``colorgan-calibrate``, which scores thousands of candidate renders on a GPU and would spend
+    its time copying each one back to NumPy.
+    """
+    x = (rgb.clamp(0, 1) * 255.0).round().double()
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    std = (rg.var(dim=(1, 2), correction=0) + yb.var(dim=(1, 2), correction=0)).sqrt()
+    return std + 0.3 * (rg.mean(dim=(1, 2)) ** 2 + yb.mean(dim=(1, 2)) ** 2).sqrt()
+
+
 def channel_histograms(img: np.ndarray) -> np.ndarray:
     """``(C, 256)`` histograms of an 8-bit image's channels, each normalised by ``H * W`` (sums to 1)."""
     if img.dtype != np.uint8:
@@ -352,3 +366,24 @@ def false_colour_rate(rgb: np.ndarray, truth: np.ndarray, *, truth_lab: np.ndarr
     ours = lab_float(rgb)
     coloured = np.hypot(ours[..., 1], ours[..., 2]) > FALSE_CHROMA
     return float((coloured & neutral).sum() / neutral.sum())
+
+
+# Rainbows (issue 17): over a flat or smooth picture a weak model paints bands of unrelated hues. One
+# plausible tint is fine; a pixel clearly coloured (chroma above RAINBOW_CHROMA) whose hue lies more than
+# RAINBOW_DEGREES from the picture's chroma-weighted mean hue is a rainbow pixel.
+RAINBOW_CHROMA = 15.0
+RAINBOW_DEGREES = 60.0
+
+
+def rainbow_share(rgb: np.ndarray, *, chroma_min: float = RAINBOW_CHROMA, max_degrees: float = RAINBOW_DEGREES) -> float:
+    """Share of all pixels of an 8-bit sRGB image that are clearly coloured and off the picture's main hue.
+
+    The main hue is the direction of the sum of every pixel's (a*, b*) vector: the chroma-weighted circular
+    mean. 0 for a gray picture or any single tint.
+    """
+    lab = lab_float(rgb)
+    a, b = lab[..., 1], lab[..., 2]
+    mean_hue = np.arctan2(b.sum(), a.sum())
+    diff = np.abs(np.angle(np.exp(1j * (np.arctan2(b, a) - mean_hue))))  # wrapped to [0, pi]
+    off = (np.hypot(a, b) > chroma_min) & (diff > np.radians(max_degrees))
+    return float(off.mean())

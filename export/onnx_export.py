@@ -35,8 +35,9 @@ import torch
 from torch import nn
 
 from vs_colorgan.color import MATRIX_COEFFICIENTS
-from vs_colorgan.model_io import METADATA_KEY, ModelConfig, ModelFileError, atomic_write, read_config
-from vs_colorgan.pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE  # the filter's bounds: the vs-mlrt graph's too
+from vs_colorgan.errors import ColorizeError
+from vs_colorgan.model_io import (METADATA_KEY, ModelConfig, ModelFileError, atomic_write, check_render_size,
+                                   read_config)
 
 from .graphs import NativeGraph, VsmlrtGraph
 
@@ -98,10 +99,10 @@ def _check_options(config: ModelConfig, *, opset: int, target: str, render_size:
         if target != "vsmlrt":
             raise ValueError(f"export_onnx: \"render_size\" applies to target=\"vsmlrt\" only (the native "
                              f"interface takes any multiple of {config.size_multiple}), not target={target!r}")
-        m = config.size_multiple
-        if not isinstance(render_size, int) or render_size % m or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
-            raise ValueError(f"export_onnx: \"render_size\" must be a multiple of {m} from {MIN_RENDER_SIZE} to "
-                             f"{MAX_RENDER_SIZE} for a {config.arch}, not {render_size!r}")
+        try:  # the filter's rule: the vs-mlrt graph runs at a size colorize could run at
+            check_render_size(render_size, config.size_multiple)
+        except ColorizeError as e:
+            raise ValueError(f"export_onnx: {e} ({config.arch})") from None
 
 
 def build_graph(model: nn.Module, config: ModelConfig, *, target: Target = "native", fp16: bool = False,

@@ -271,3 +271,25 @@ def two_vs_threads() -> Iterator[None]:
     core.num_threads = 2
     yield
     core.num_threads = before
+
+
+# ---- colorize's options as the tools take them
+
+def every_colorize_option(model: Path, refs: Path) -> tuple[list[str], dict[str, object]]:
+    """A command line that sets every colorize option (valid on a CPU, most away from its default), and the
+    keyword arguments colorize must then get. Fails when colorize gains an option not listed here, so that
+    the tests of each tool (colorgan-render, the cluster's chunk tasks, the .vpy examples) cover it."""
+    from vs_colorgan.render.options import colorize_options
+
+    values: dict[str, object] = {
+        "model": model, "backend": "torch", "device": "cpu", "render_size": 64, "temporal_radius": 1,
+        "temporal_sigma": 2.5, "scene_threshold": 7.5, "upsample_radius": 2, "upsample_eps": 0.01,
+        "saturation": 0.5, "matrix": 6, "fp16": False, "num_streams": 2, "tensorrt": False, "references": refs,
+    }
+    names = [o.name for o in colorize_options()]
+    assert sorted(names) == sorted(values), "a colorize option this test does not set: add it to `values`"
+    argv = []
+    for o in colorize_options():
+        if o.kind != "bool":
+            argv += [o.flag, str(values[o.name])]
+    return argv, values

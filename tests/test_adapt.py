@@ -129,6 +129,28 @@ def test_keyframe_mode_falls_back_to_the_adapted_model_where_no_key_reaches(setu
     assert differs  # the fallback really is the adapted model, not the base
 
 
+def padding_modes(net: torch.nn.Module) -> set[str]:
+    """The padding modes of ``net``'s padded convolutions."""
+    return {m.padding_mode for m in net.modules() if isinstance(m, torch.nn.Conv2d) and any(m.padding)}
+
+
+def test_an_adapted_model_pads_as_its_base_does(setup, tmp_path):
+    """A base saved with padding="reflect" (issue 17): the adapted file records it and both U-Nets inside pad
+    by reflection, as trained (zero padding would bring back the base's colour-by-position blob)."""
+    base, cfg = load_generator(setup["model"])
+    reflect = tmp_path / "reflect.safetensors"
+    save_generator(reflect, base, ModelConfig(arch="unet", width=cfg.width, render_size=cfg.render_size,
+                                              padding="reflect"))
+    out = tmp_path / "film.safetensors"
+    assert cli(setup["video"], "--references", setup["refs"], "--out", out, "--base", reflect, "--steps", 2) == 0
+    assert read_config(out).padding == "reflect"
+    net, adapted_cfg = load_generator(out)
+    assert adapted_cfg.arch == "unet-adapted" and adapted_cfg.padding == "reflect"
+    assert padding_modes(net.base) == padding_modes(net.film) == {"reflect"}
+    # and a zero-padded base gives a zero-padded adapted model
+    assert padding_modes(build_generator("unet-adapted", 8, adapt_bank=2)) == {"zeros"}
+
+
 def test_ctrl_c_writes_nothing(setup, tmp_path, monkeypatch, capsys):
     real = adapt_mod.sample_batch
     calls = []
@@ -233,7 +255,7 @@ def test_render_adapt_adapts_then_renders_and_keeps_the_model(setup, tmp_path):
 
 
 def test_keyframes_suggests_the_shot_least_like_the_painted_keys(setup, tmp_path):
-    from vs_colorgan.keyframes import suggest_shots, write_suggestions
+    from vs_colorgan.reference.keyframes import suggest_shots, write_suggestions
 
     shot1 = [shapes(t) for t in range(4)]
     shot2 = [np.ascontiguousarray(np.flipud(255 - shapes(t))) for t in range(4)]  # another picture, after a cut

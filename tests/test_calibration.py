@@ -17,7 +17,7 @@ from vs_colorgan.training import losses
 from vs_colorgan.training.augment import film_degrade
 from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
 from vs_colorgan.networks import build_generator, calibrate
-from conftest import RS, frames_clip, gray_frames, photo_frames, planes, tiny_generator
+from conftest import RS, frames_clip, gray_frames, pan_frames, photo_frames, planes, tiny_generator
 
 core = vs.core
 torch.set_num_threads(1)
@@ -188,11 +188,11 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     assert cal.main([str(tmp_path / "run"), "--out", str(out), "--render-sizes", "64", "96"]) == 0
     cfg = read_config(out)
     record = json.loads(out.with_suffix(".calibration.json").read_text())
-    assert record["photos"] == 4 and len(record["candidates"]) == 2 * len(cal.GAINS) * len(cal.TAU_FACTORS)
+    assert record["pictures"] == 4 and len(record["candidates"]) == 2 * len(cal.GAINS) * len(cal.TAU_FACTORS)
     chosen = record["chosen"]
     assert (cfg.chroma_gain, cfg.confidence_tau, cfg.render_size) == (chosen["chroma_gain"], chosen["confidence_tau"], chosen["render_size"])
-    eligible = [r for r in record["candidates"] if r["dpsnr"] >= -0.5]
-    if eligible:  # the most colourful within 0.5 dB of gray
+    eligible = [r for r in record["candidates"] if r["dpsnr"] >= -0.5 and r["false_colour"] <= 0.03]
+    if eligible:  # the most colourful within 0.5 dB of gray, painting at most 3 % of the neutral pixels
         assert chosen["dpsnr"] >= -0.5
         assert round(chosen["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in eligible)
     else:
@@ -217,3 +217,72 @@ def test_choose_is_the_most_colourful_within_the_psnr_bound():
     assert choose(rows, 0.5) is rows[1]
     assert choose(rows, 1.0) is rows[2]
     assert choose([r for r in rows if r["dpsnr"] < -0.5], 0.5) is rows[2]  # none within: the best PSNR
+
+
+def test_colorgan_calibrate_on_footage_chooses_among_snapshots(tmp_path, capsys):
+    """--footage scores frames of a colour clip (here a folder of frames) instead of photos, and with
+    several generator files the winner may be any of them: the step is chosen on footage (issue 17)."""
+    from PIL import Image
+
+    from vs_colorgan.training import calibrate as cal
+
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i, rgb in enumerate(pan_frames(6, width=96, height=64)):
+        Image.fromarray(rgb).save(frames / f"f{i:03d}.png")
+    cfg = ModelConfig(arch="unet", width=8, render_size=RS, confidence=True)
+    snaps = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        snaps.append(tmp_path / f"run/snapshots/generator-{seed:08d}.safetensors")
+        save_generator(snaps[-1], build_generator("unet", 8, confidence=True).eval(), cfg)
+    out = tmp_path / "cal.safetensors"
+    assert cal.main([*map(str, snaps), "--footage", str(frames), "--render-sizes", "64", "--max-psnr-loss", "0", "--average",
+                     "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".calibration.json").read_text())
+    assert record["pictures"] == 6 and record["scored_on"].startswith("footage")
+    averaged = "average(" + ",".join(p.name for p in snaps) + ")"
+    assert {r["model"] for r in record["candidates"]} == {*map(str, snaps), averaged}
+    assert len(record["best_per_model"]) == 3
+    assert record["chosen"] in record["best_per_model"]
+    ok = [r for r in record["candidates"] if r["dpsnr"] >= 0 and r["false_colour"] <= 0.03]
+    if ok:
+        assert round(record["chosen"]["colourfulness_ratio"], 3) == max(round(r["colourfulness_ratio"], 3) for r in ok)
+    written = read_config(out)
+    assert (written.chroma_gain, written.render_size) == (record["chosen"]["chroma_gain"], 64)
+    # the written weights are the chosen candidate's
+    from safetensors.torch import load_file
+    if record["chosen"]["model"] != averaged:
+        src = load_file(record["chosen"]["model"])
+        assert all(torch.equal(v, load_file(out)[k]) for k, v in src.items())
+    # bad input: footage that does not exist, a render size out of range; nothing written
+    for bad in (["--footage", str(tmp_path / "nope.mkv")], ["--footage", str(frames), "--render-sizes", "4096"]):
+        assert cal.main([str(snaps[0]), *bad, "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
+    assert "must be" in capsys.readouterr().err
+
+
+def test_choose_respects_the_false_colour_bound():
+    from vs_colorgan.training.calibrate import choose
+
+    rows = [
+        {"render_size": 192, "dpsnr": 0.1, "colourfulness_ratio": 0.2, "false_colour": 0.01},
+        {"render_size": 192, "dpsnr": 0.1, "colourfulness_ratio": 0.6, "false_colour": 0.08},  # loud and wrong
+    ]
+    assert choose(rows, 0.0, 0.03) is rows[0]
+    assert choose(rows, 0.0, 0.10) is rows[1]
+
+
+def test_average_weights_is_the_mean_of_the_snapshots():
+    from vs_colorgan.training.calibrate import average_weights
+
+    nets = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        nets.append(build_generator("unet", 8, confidence=True).eval())
+    avg = average_weights(nets)
+    for k, v in avg.state_dict().items():
+        want = torch.stack([n.state_dict()[k] for n in nets]).float().mean(0)
+        if v.is_floating_point():
+            assert torch.allclose(v, want, atol=1e-6), k
+    assert not torch.equal(avg.state_dict()["encoder.conv1.weight"], nets[0].state_dict()["encoder.conv1.weight"])

@@ -18,9 +18,10 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, write_source  # noqa: E402
+from conftest import VIDEO_FPS as FPS, VIDEO_FRAMES as N, decoded, every_colorize_option, write_source  # noqa: E402
 
-from vs_colorgan import cluster  # noqa: E402
+from vs_colorgan.render import cluster, tasks  # noqa: E402
+from vs_colorgan.render import plan as planning  # noqa: E402
 from vs_colorgan.render import build_parser, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,22 +102,22 @@ def test_a_cluster_of_other_versions_is_explained(model: Path, source: Path, tmp
 
 def test_plan_chunks_and_default_k(model: Path, source: Path, tmp_path: Path) -> None:
     args = build_parser().parse_args([str(source), str(tmp_path / "o.mkv"), "--model", str(model), "--workers", "2"])
-    plan = cluster.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
+    plan = planning.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
     assert plan.k == 125 and [(c.start, c.stop) for c in plan.chunks][:2] == [(0, 125), (125, 250)]
     assert plan.chunks[-1].stop == 1000 and len(plan.chunks) == 8
-    assert cluster.default_chunk_frames(130_000, 8, 1) == 4063
-    assert cluster.default_chunk_frames(130_000, 8, 250) == 4250  # H.264/H.265: x264's key-frame interval
-    assert cluster.default_chunk_frames(12, 2, 1) == 12
-    same = cluster.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
+    assert planning.default_chunk_frames(130_000, 8, 1) == 4063
+    assert planning.default_chunk_frames(130_000, 8, 250) == 4250  # H.264/H.265: x264's key-frame interval
+    assert planning.default_chunk_frames(12, 2, 1) == 12
+    same = planning.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
     assert same.key == plan.key and same.folder == tmp_path / f".o.mkv.parts-{plan.key}"
     other = build_parser().parse_args([str(source), str(tmp_path / "o.mkv"), "--model", str(model), "--workers", "2",
                                        "--temporal-radius", "1"])
-    assert cluster.make_plan(other, num_frames=1000, workers=2, codec="ffv1").key != plan.key  # options count
+    assert planning.make_plan(other, num_frames=1000, workers=2, codec="ffv1").key != plan.key  # options count
     args.chunk_frames = 100
-    assert cluster.make_plan(args, num_frames=1000, workers=2, codec="ffv1").key != plan.key  # and K
+    assert planning.make_plan(args, num_frames=1000, workers=2, codec="ffv1").key != plan.key  # and K
     args.start, args.end = 10, 5
-    with pytest.raises(cluster.RenderError, match=r"--start \(10\) must not be after --end \(5\)"):
-        cluster.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
+    with pytest.raises(planning.RenderError, match=r"--start \(10\) must not be after --end \(5\)"):
+        planning.make_plan(args, num_frames=1000, workers=2, codec="ffv1")
 
 
 def test_a_chunk_task_stops_between_frames_when_the_driver_says_so(model: Path, long_source: Path,
@@ -126,7 +127,7 @@ def test_a_chunk_task_stops_between_frames_when_the_driver_says_so(model: Path, 
     behind it does not start; without it the same chunk renders in full. Called in-process, without Ray."""
     args = build_parser().parse_args([str(long_source), str(tmp_path / "o.mkv"), "--model", str(model),
                                       "--workers", "1", "--chunk-frames", "80", "--quiet"])
-    plan = cluster.make_plan(args, num_frames=160, workers=1, codec="ffv1")
+    plan = planning.make_plan(args, num_frames=160, workers=1, codec="ffv1")
     plan.folder.mkdir()
     first = plan.chunks[0]
     seen = threading.Event()
@@ -139,28 +140,64 @@ def test_a_chunk_task_stops_between_frames_when_the_driver_says_so(model: Path, 
         seen.set()
 
     threading.Thread(target=stop_once_writing, daemon=True).start()
-    result = cluster.render_chunk(args, plan, first)
+    result = tasks.render_chunk(args, plan, first)
     assert seen.is_set() and result["stopped"] and result["index"] == first.index
     assert only(plan.folder) == ["STOP"]  # neither the chunk, its metadata nor a temporary
-    assert cluster.render_chunk(args, plan, plan.chunks[1])["stopped"]  # queued: returns before rendering
+    assert tasks.render_chunk(args, plan, plan.chunks[1])["stopped"]  # queued: returns before rendering
     assert only(plan.folder) == ["STOP"]
     plan.stop_file.unlink()
-    meta = cluster.render_chunk(args, plan, first)
+    meta = tasks.render_chunk(args, plan, first)
     assert "stopped" not in meta and meta["frames"] == 80
-    assert len(decoded(plan.path(first))) == 80 and cluster.read_meta(plan, first) is not None
+    assert len(decoded(plan.path(first))) == 80 and planning.read_meta(plan, first) is not None
+
+
+def test_a_chunk_task_applies_every_colorize_option(model: Path, source: Path, tmp_path: Path,
+                                                   monkeypatch) -> None:
+    """The chunk task renders with the driver's colorize options, all of them (in-process, without Ray):
+    --saturation 0.5 gives the frames of colorize(saturation=0.5), and every option reaches colorize."""
+    import vapoursynth as vs
+
+    import vs_colorgan
+
+    args = build_parser().parse_args([str(source), str(tmp_path / "o.mkv"), "--model", str(model), "--workers", "1",
+                                      "--chunk-frames", "4", "--saturation", "0.5", "--quiet"])
+    plan = planning.make_plan(args, num_frames=N, workers=1, codec="ffv1")
+    plan.folder.mkdir()
+    assert tasks.render_chunk(args, plan, plan.chunks[1])["frames"] == 4
+    src = vs.core.bs.VideoSource(str(source))
+    expect = vs_colorgan.colorize(src, model=str(model), saturation=0.5)[4:8]
+    for got, frame in zip(decoded(plan.path(plan.chunks[1])), expect.frames(), strict=True):
+        assert all(np.array_equal(got[p], np.asarray(frame[p])) for p in range(3))
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    argv, expect_options = every_colorize_option(model, refs)
+    seen, real = {}, vs_colorgan.colorize
+
+    def fake(clip, **kwargs):  # records what the task asks for, renders with the model only
+        seen.update(kwargs)
+        return real(clip, model=str(model))
+
+    monkeypatch.setattr(vs_colorgan, "colorize", fake)
+    args = build_parser().parse_args([str(source), str(tmp_path / "p.mkv"), *argv, "--workers", "1",
+                                      "--chunk-frames", "4", "--quiet"])
+    plan = planning.make_plan(args, num_frames=N, workers=1, codec="ffv1")
+    plan.folder.mkdir()
+    tasks.render_chunk(args, plan, plan.chunks[0])
+    assert seen == expect_options
 
 
 def test_mixed_hardware_is_refused_unless_allowed() -> None:
     a, b = {"cpu": "A"}, {"cpu": "B"}
-    metas = {0: {"fingerprint": a, "fingerprint_id": cluster.fingerprint_id(a)},
-             1: {"fingerprint": b, "fingerprint_id": cluster.fingerprint_id(b)}}
+    metas = {0: {"fingerprint": a, "fingerprint_id": planning.fingerprint_id(a)},
+             1: {"fingerprint": b, "fingerprint_id": planning.fingerprint_id(b)}}
     with pytest.raises(cluster.ClusterError, match=r"2 different hardware fingerprints.*\[1 chunk \(e.g. 1\)\].*"
                                                    "--allow-mixed-hardware"):
-        cluster._fingerprint_check(metas, allow_mixed=False)
-    assert cluster._fingerprint_check(metas, allow_mixed=True) == {metas[0]["fingerprint_id"]: [0],
+        planning.check_fingerprints(metas, allow_mixed=False)
+    assert planning.check_fingerprints(metas, allow_mixed=True) == {metas[0]["fingerprint_id"]: [0],
                                                                    metas[1]["fingerprint_id"]: [1]}
     with pytest.raises(cluster.ClusterError) as info:
-        cluster._fingerprint_check({0: metas[0], -1: metas[1]}, allow_mixed=False)
+        planning.check_fingerprints({0: metas[0], -1: metas[1]}, allow_mixed=False)
     assert "[1 chunk (e.g. 0)]" in str(info.value) and "[this run's workers]" in str(info.value)
 
 
@@ -285,7 +322,7 @@ def test_a_second_run_renders_only_the_missing_chunks(ray_cluster, model: Path, 
     meta_path = next(parts.glob("chunk-*.mkv.json"))
     meta = json.loads(meta_path.read_text())
     meta["fingerprint"] = {**meta["fingerprint"], "cpu": "another CPU"}
-    meta["fingerprint_id"] = cluster.fingerprint_id(meta["fingerprint"])
+    meta["fingerprint_id"] = planning.fingerprint_id(meta["fingerprint"])
     original = meta_path.read_text()
     meta_path.write_text(json.dumps(meta))
     assert render(long_source, clustered, *args) == 2

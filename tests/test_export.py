@@ -360,3 +360,17 @@ def test_cli_clears_what_a_killed_export_left(tmp_path):
     live.write_bytes(b"being written")
     assert cli_main([str(ckpt), "--threads", "1"]) == 0
     assert leftovers(tmp_path) == [live.name, "g.onnx"]
+
+
+@pytest.mark.parametrize("target", ("native", "vsmlrt"))
+def test_reflect_padded_generator_exports_with_parity(tmp_path, target):
+    """The bundled model pads by reflection (issue 17): ONNX Runtime and vs-mlrt run the same borders."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="unet", width=8, render_size=64, padding="reflect", confidence=True, chroma_gain=0.5)
+    model = build_generator("unet", width=8, padding="reflect", confidence=True, chroma_gain=0.5).eval()
+    path = tmp_path / "r.onnx"
+    export_onnx(model, cfg, path, target=target)
+    report = verify_onnx(path, model, cfg, target=target, threads=1)
+    assert report.passed and report.max_abs < 1e-4
+    assert read_config(path).padding == "reflect"
+    assert "Pad" in {n.op_type for n in onnx.load(str(path)).graph.node}

@@ -144,9 +144,9 @@ def test_cache_stays_bounded_and_each_frame_is_inferred_once(model: Path) -> Non
             window.pop(0).result()
     for f in window:
         f.result()
-    assert processor.predictions.misses == 300, "each prediction computed once"
-    assert len(processor.predictions) <= processor.predictions.capacity <= 16
-    assert len(processor.lumas) <= processor.lumas.capacity
+    assert processor.auto.predictions.misses == 300, "each prediction computed once"
+    assert len(processor.auto.predictions) <= processor.auto.predictions.capacity <= 16
+    assert len(processor.auto.lumas) <= processor.auto.lumas.capacity
 
 
 def test_long_render_keeps_no_more_predictions_alive_than_the_cache_bound(model: Path) -> None:
@@ -174,13 +174,13 @@ def test_long_render_keeps_no_more_predictions_alive_than_the_cache_bound(model:
 
     colorizer.predict, colorizer.preprocess = tracked_predict, tracked_preprocess
     out, processor = build(src, colorizer, render_size=RS)
-    capacity = processor.predictions.capacity
+    capacity = processor.auto.predictions.capacity
     most_alive = most_cached = 0
     for n, _ in enumerate(out.frames(close=True)):
         if n % 25 == 0:
             most_alive = max(most_alive, sum(r() is not None for r in made))
-            most_cached = max(most_cached, len(processor.predictions), len(processor.lumas))
-    assert processor.predictions.misses == frames
+            most_cached = max(most_cached, len(processor.auto.predictions), len(processor.auto.lumas))
+    assert processor.auto.predictions.misses == frames
     assert most_cached <= capacity, (most_cached, capacity)
     # each cache holds at most `capacity` frames; a few more may be in the hands of frames in flight
     assert most_alive <= 2 * capacity + 2 * (core.num_threads + 3), (most_alive, capacity)
@@ -247,12 +247,12 @@ def test_a_sequential_render_infers_ahead_on_its_own_thread_with_the_same_bytes(
     names = _predict_threads(ahead)
     out, processor = build(src, ahead, render_size=RS)
     got = [np.asarray(f[p]).copy() for f in out.frames() for p in range(3)]
-    assert processor.predictions.misses == 40 and len(names) == 40
+    assert processor.auto.predictions.misses == 40 and len(names) == 40
     assert names.count("vs_colorgan-lookahead") >= 20, names  # most: the callback computes those it reaches first
 
     plain = Colorizer.load(model, backend="torch")
     ref, ref_processor = build(src, plain, render_size=RS)
-    ref_processor.lookahead = None
+    ref_processor.auto.lookahead = None
     want = [np.asarray(f[p]).copy() for f in ref.frames() for p in range(3)]
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 

@@ -16,7 +16,7 @@ TOOLS = ("training", "export", "evaluate", "benchmarks")
 def test_filter_package_imports_no_sibling_package():
     """vs_colorgan's own modules import neither the tools installed beside them nor the benchmarks."""
     bad = []
-    for path in sorted((REPO / "vs_colorgan").glob("*.py")):
+    for path in sorted((REPO / "vs_colorgan").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
@@ -47,12 +47,12 @@ def test_wheel_installs_no_top_level_tool_packages(tmp_path):
     (wheel,) = tmp_path.glob("vs_colorgan-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"vs_colorgan", wheel.name.split("-py3")[0] + ".dist-info"}
-    for module in ("training/cli.py", "training/gather.py", "export/cli.py", "evaluate/cli.py",
+    for module in ("training/cli.py", "training/gather.py", "training/adapt.py", "export/cli.py", "evaluate/cli.py",
                    "models/default.safetensors", "models/default.onnx"):
         assert f"vs_colorgan/{module}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for script in ("train", "gather", "calibrate", "export", "eval", "render"):
+    for script in ("train", "gather", "calibrate", "export", "eval", "render", "adapt"):
         assert f"colorgan-{script} = vs_colorgan." in text, script
 
 
@@ -84,3 +84,86 @@ def test_the_filter_on_onnx_runtime_does_not_import_torchvision():
         assert proc.returncode == 0, f"{backend}: {proc.stderr[-2000:]}"
     assert seen["ort"].stdout.split() == ["False"]
     assert seen["torch"].stdout.split() == ["True"]
+
+
+def _package_modules() -> dict[str, Path]:
+    """vs_colorgan's modules by dotted name (``vs_colorgan.render.cluster``), from the source tree."""
+    root = REPO / "vs_colorgan"
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = ("vs_colorgan", *path.relative_to(root).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The vs_colorgan modules ``name`` imports, at module level or inside functions (an import in a function
+    still ties the two modules together), resolved to the longest known module name."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            base = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
+            targets = [f"{base}.{a.name}" for a in node.names] + [base]
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is not a cycle
+                found.add(t)
+    return found
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as a path a -> b -> ... -> a), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycle_in_the_package():
+    """No vs_colorgan module imports, directly or through others, a module that imports it back: the layers
+    (filter core, reference/, render/) only import downwards."""
+    modules = _package_modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    # the check itself: a cycle made up here is found
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    # and the real graph has its layers: render/ imports the core, the core never render/
+    assert "vs_colorgan.filter" in graph["vs_colorgan.render.job"] | graph["vs_colorgan.render.options"]
+    assert not any(n.startswith("vs_colorgan.render") for n in graph["vs_colorgan.filter"])
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_in_the_package_is_over_80_lines():
+    long = []
+    for path in sorted((REPO / "vs_colorgan").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

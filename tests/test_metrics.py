@@ -312,3 +312,17 @@ def test_false_colour_rate_hand_made():
     gray_out = _uniform((128, 128, 128))
     assert metrics.false_colour_rate(gray_out, truth) == 0.0  # gray output never paints false colour
     assert metrics.false_colour_rate(truth, _uniform((30, 160, 40))) is None  # no neutral pixel in the truth
+
+
+def test_colorfulness_batch_is_colorfulness_of_the_8bit_picture():
+    """colorgan-calibrate's batched torch form gives evaluate's figure, picture by picture."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    batch = torch.from_numpy(rng.random((3, 3, 20, 30))).float()
+    batch[1] = batch[1].mean(0, keepdim=True)  # a gray picture: 0
+    got = metrics.colorfulness_batch(batch)
+    for i in range(3):
+        u8 = (batch[i].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+        assert got[i].item() == pytest.approx(metrics.colorfulness(u8), rel=1e-9, abs=1e-9)
+    assert got[1].item() == 0.0

@@ -132,3 +132,22 @@ def test_stale_temporaries_of_dead_writers_are_cleared(tmp_path: Path) -> None:
         p.write_bytes(b"half")
     assert clear_stale_temporaries(target) == [stale]
     assert not stale.exists() and live.exists() and other.exists() and longer.exists()
+
+
+def test_padding_is_stored_and_checked(tmp_path):
+    """A model file says how its convolutions pad (issue 17); files written before the key load as zeros."""
+    import json as _json
+
+    path = tmp_path / "r.safetensors"
+    net = build_generator("unet", width=8, padding="reflect")
+    save_generator(path, net, ModelConfig(arch="unet", width=8, padding="reflect"))
+    model, cfg = load_generator(path)
+    assert cfg.padding == "reflect"
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and any(m.padding)]
+    assert convs and {m.padding_mode for m in convs} == {"reflect"}
+    raw = _json.loads(ModelConfig(arch="unet", width=8).to_json())
+    raw.pop("padding")
+    assert ModelConfig.from_json(_json.dumps(raw)).padding == "zeros"
+    raw["padding"] = "circular"
+    with pytest.raises(ModelFileError, match=r'"padding" must be one of'):
+        ModelConfig.from_json(_json.dumps(raw))

@@ -11,7 +11,8 @@ import pytest
 import vapoursynth as vs
 
 from vs_colorgan import colorize
-from vs_colorgan.scribble import fill_from_strokes
+from vs_colorgan.reference.scribble import fill_from_strokes
+from skimage import data
 from conftest import frames_clip, gray_clip, chroma, expected_chroma, pan_frames
 
 core = vs.core
@@ -237,3 +238,23 @@ def test_references_are_checked_before_the_model_is_loaded(tmp_path: Path) -> No
     gray = gray_clip(pan_frames(3))
     with pytest.raises(vs.Error, match="\"references\": frame 7 \\(an array\\) is outside the clip"):
         colorize(gray, model=str(tmp_path / "missing.safetensors"), references={7: pan_frames(1)[0]})
+
+
+# ------------------------------------------------------------------------------------------------ saturation
+def test_saturation_scales_the_colour_carried_from_references(model: Path) -> None:
+    """colorize's gain reaches every colour of the keyframe mode: the key's, the carried one, a palette's (and
+    the automatic fallback where confidence is low): saturation=0 is exactly neutral, 0.5 about half."""
+    frames = pan_frames(8)
+    gray = gray_clip(frames)
+    other = pan_frames(1, photo=data.astronaut()[::-1])[0]  # its luma is not frame 6's: a palette
+    for refs in ({2: frames[2]}, {2: frames[2], 6: other}):
+        neutral = colorize(gray, model=str(model), references=refs, saturation=0)
+        for n in range(8):
+            f = neutral.get_frame(n)
+            assert np.array_equal(np.asarray(f[0]), np.asarray(gray.get_frame(n)[0]))
+            assert (np.asarray(f[1]) == 128).all() and (np.asarray(f[2]) == 128).all(), (refs.keys(), n)
+    full = colorize(gray, model=str(model), references={2: frames[2]})
+    half = colorize(gray, model=str(model), references={2: frames[2]}, saturation=0.5)
+    for n in (2, 4):
+        c_full, c_half = np.abs(chroma(full.get_frame(n))).mean(), np.abs(chroma(half.get_frame(n))).mean()
+        assert 0.4 * c_full < c_half < 0.6 * c_full, (n, c_full, c_half)

@@ -11,7 +11,7 @@ import vapoursynth as vs
 from skimage import data
 
 from vs_colorgan import colorize
-from vs_colorgan.keyframes import export_keyframes, main
+from vs_colorgan.reference.keyframes import export_keyframes, main
 from conftest import gray_clip, pan_frames, save_tiny_model
 
 core = vs.core

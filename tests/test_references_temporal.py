@@ -14,7 +14,7 @@ import vapoursynth as vs
 from skimage import data
 
 from vs_colorgan import colorize
-from vs_colorgan.propagate import ReferencePropagator
+from vs_colorgan.reference.propagate import ReferencePropagator
 
 from conftest import chroma, expected_chroma, gray_clip, pan_frames, run_vspipe
 

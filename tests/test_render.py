@@ -19,7 +19,7 @@ av = pytest.importorskip("av")
 
 from vs_colorgan import colorize  # noqa: E402
 from vs_colorgan.render import main  # noqa: E402
-from conftest import VIDEO_FPS, VIDEO_FRAMES, VIDEO_H, VIDEO_W, decoded, write_source
+from conftest import VIDEO_FPS, VIDEO_FRAMES, VIDEO_H, VIDEO_W, decoded, every_colorize_option, write_source
 
 core = vs.core
 W, H, N, FPS = VIDEO_W, VIDEO_H, VIDEO_FRAMES, VIDEO_FPS
@@ -174,13 +174,13 @@ def test_references_are_passed_through(model: Path, source: Path, tmp_path: Path
     assert seen["references"] == refs
     seen.clear()
     assert render(source, tmp_path / "z.mp4", "--model", model, "--end", "1") == 0
-    assert seen["references"] is None  # not passed at all when not given
+    assert seen["references"] is None  # colorize's default when not given
 
 
 def test_audio_the_container_cannot_hold_is_transcoded(model: Path, source: Path, tmp_path: Path, monkeypatch) -> None:
-    import vs_colorgan.render as render_module
+    import vs_colorgan.render.encode as encode
 
-    monkeypatch.setattr(render_module, "can_copy", lambda out, codec: False)
+    monkeypatch.setattr(encode, "can_copy", lambda out, codec: False)
     out = tmp_path / "t.mp4"
     assert render(source, out, "--model", model, "--end", "5") == 0
     with av.open(str(out)) as c:
@@ -201,3 +201,37 @@ def test_gray_source_and_output_over_input(model: Path, tmp_path: Path, capsys: 
         assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"  # lossless: the filter's own format
     assert render(src, src, "--model", model) == 2
     assert "OUTPUT must not be INPUT" in capsys.readouterr().err
+
+
+def test_saturation_reaches_the_render(model: Path, source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "half.mkv"
+    assert render(source, out, "--model", model, "--saturation", 0.5, "--end", 3) == 0
+    src = core.bs.VideoSource(str(source))
+    expect = vs_planes(colorize(src, model=str(model), saturation=0.5)[:4])
+    got = decoded(out)
+    assert len(got) == 4
+    for g, e in zip(got, expect):
+        assert all(np.array_equal(a, b) for a, b in zip(g, e))
+    full = vs_planes(colorize(src, model=str(model))[:4])
+    assert any(not np.array_equal(g[1], f[1]) for g, f in zip(got, full))  # the gain did something
+
+
+def test_every_colorize_option_reaches_the_render(model: Path, source: Path, tmp_path: Path, monkeypatch) -> None:
+    import vs_colorgan
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    argv, expect = every_colorize_option(model, refs)
+    seen = {}
+
+    def fake(clip, **kwargs):  # records what colorgan-render asks for, renders with the model only
+        seen.update(kwargs)
+        return colorize(clip, model=str(model))
+
+    monkeypatch.setattr(vs_colorgan, "colorize", fake)
+    assert render(source, tmp_path / "x.mkv", *argv, "--fp16", "--tensorrt", "--end", "0") == 0
+    assert seen == {**expect, "fp16": True, "tensorrt": True}
+    # and one it does not know is argparse's error, not ignored
+    with pytest.raises(SystemExit) as info:
+        render(source, tmp_path / "y.mkv", "--model", model, "--saturaton", "0.5")
+    assert info.value.code == 2

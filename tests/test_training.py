@@ -324,3 +324,59 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-00000002.safetensors"
     model, _ = load_generator(run / "generator.safetensors")
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+# ---- issue 17: reflect padding, a start from a generator file, excluded sources, snapshots
+
+
+def test_default_model_preset_pads_by_reflection(data_dir, tmp_path):
+    o = opts_for("default-model", data_dir, tmp_path / "r", steps=2, pretrain_steps=2)
+    g = GANSetup(o, torch.device("cpu")).generator
+    assert o.padding == "reflect"
+    assert {m.padding_mode for m in g.modules() if isinstance(m, torch.nn.Conv2d) and any(m.padding)} == {"reflect"}
+    with pytest.raises(ValueError, match='"padding" must be one of'):
+        opts_for("unet", data_dir, tmp_path / "x", padding="circular")
+
+
+def test_init_generator_starts_g_and_its_ema_there(data_dir, tmp_path):
+    from vs_colorgan.model_io import ModelConfig, save_generator
+    from vs_colorgan.networks import build_generator
+
+    torch.manual_seed(5)
+    src = build_generator("unet", 8, confidence=True)
+    path = tmp_path / "base.safetensors"
+    save_generator(path, src, ModelConfig(arch="unet", width=8, confidence=True))  # zero padding
+    o = opts_for("default-model", data_dir, tmp_path / "r", width=8, init_generator=str(path), steps=2, pretrain_steps=2)
+    setup = GANSetup(o, torch.device("cpu"))
+    for k, v in src.state_dict().items():
+        assert torch.equal(setup.g.state_dict()[k], v), k
+        assert torch.equal(setup.generator.state_dict()[k], v), k  # the EMA copy starts there too
+    wrong = opts_for("default-model", data_dir, tmp_path / "w", width=16, init_generator=str(path))
+    with pytest.raises(ValueError, match=r'"init_generator" .* width 8 .* width 16'):
+        GANSetup(wrong, torch.device("cpu"))
+    with pytest.raises(ValueError, match='"init_generator" must be a generator file'):
+        GANSetup(opts_for("default-model", data_dir, tmp_path / "m", width=8,
+                          init_generator=str(tmp_path / "missing.safetensors")), torch.device("cpu"))
+
+
+def test_exclude_leaves_sources_out_and_keeps_the_split(tmp_path):
+    from vs_colorgan.training.data import _in_validation, scan
+
+    root = tmp_path / "data"
+    make_images(root / "photos", n=6)
+    make_images(root / "cutouts", n=4, seed=1)
+    items, skipped = scan([str(root)], show_progress=False, exclude=("cutouts/*",))
+    assert sorted(rel for rel, _ in items) == [f"photos/img{i}.png" for i in range(6)]
+    assert skipped["excluded"] == 4
+    every, _ = scan([str(root)], show_progress=False)
+    split = {rel: _in_validation(rel, 0.3) for rel, _ in every}
+    assert all(split[rel] == _in_validation(rel, 0.3) for rel, _ in items)  # the photos' split is unchanged
+
+
+def test_snapshots_keep_a_generator_every_n_steps(data_dir, tmp_path):
+    o = opts_for("default-model", data_dir, tmp_path / "r", width=8, steps=4, pretrain_steps=4, checkpoint_every=2,
+                 snapshot_every=2)
+    assert train(o).code == EXIT_OK
+    snaps = sorted(p.name for p in (tmp_path / "r" / "snapshots").iterdir())
+    assert snaps == ["generator-00000002.safetensors", "generator-00000004.safetensors"]
+    assert read_config(tmp_path / "r" / "snapshots" / snaps[0]).padding == "reflect"

@@ -357,16 +357,14 @@ def key_bank(base: nn.Module, keys: list, factor: float) -> torch.Tensor:
 def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, options: AdaptOptions):
     """The file's network: the base, the adapted decoder and the gate on the keys' features
     (:class:`vs_colorgan.networks.AdaptedUNetGenerator`), with the base's config and calibration."""
-    from vs_colorgan.model_io import MAX_ADAPT_BANK
-    from vs_colorgan.networks import build_generator
+    from vs_colorgan.model_io import MAX_ADAPT_BANK, generator_for
 
     if len(bank) > MAX_ADAPT_BANK:  # an evenly spaced subset: neighbours are near-duplicates anyway
         bank = bank[torch.linspace(0, len(bank) - 1, MAX_ADAPT_BANK).round().long()]
     own = options.encoder_stages > 0
+    # the base's config (padding included: an adapted model of a reflect-padded base pads by reflection too)
     config = dataclasses.replace(cfg, arch="unet-adapted", adapt_bank=len(bank), adapt_encoder=own)
-    net = build_generator(config.arch, config.width, confidence=config.confidence, chroma_gain=config.chroma_gain,
-                          confidence_tau=config.confidence_tau, adapt_bank=config.adapt_bank,
-                          adapt_encoder=config.adapt_encoder)
+    net = generator_for(config)
     net.base.load_state_dict(base.state_dict(), strict=True)
     film_state = {k: v for k, v in film.state_dict().items() if own or not k.startswith("encoder.")}
     net.film.load_state_dict(film_state, strict=True)

@@ -2,21 +2,21 @@
 
 This module is the one place where the adaptation imports the filter's keyframe code (reference loading,
 stroke fill, colour conversion of a key); everything else in the adaptation imports from here. So when those
-modules move (``vs_colorgan.reference``), only the imports below change.
+modules move, only the imports below change.
 
 A key becomes a training pair on the filter's own render grid (the luma the generator sees, here at
 ``scale`` times the model's render size so that scale jitter can shrink it without upsampling):
 
 * input: ``L_norm`` of the video's frame (Y' read as an sRGB gray level, :func:`vs_colorgan.pipeline.render_luma`);
 * target: the key's chroma exactly as the filter shows it on that frame
-  (:meth:`vs_colorgan.propagate.ReferencePropagator.key_chroma`: the user's Cb/Cr on the frame's own luma, a
+  (:meth:`vs_colorgan.reference.keys.KeyColours.key_chroma`: the user's Cb/Cr on the frame's own luma, a
   partial reference filled from its strokes, Levin et al. 2004), converted to ``ab_norm`` through the frame's
   Y' and the clip's matrix;
 * weight: 1 for a complete reference; for a partial one (PNG with alpha) its alpha, so a key painted only in
   places teaches only where it was painted (``fill_weight`` > 0 lets the stroke fill teach too, less).
 
 References whose luma does not match their frame (a set photo, another print) are palettes for the filter
-(:meth:`~vs_colorgan.propagate.ReferencePropagator.classify`); they have no pixel correspondence with the
+(:meth:`~vs_colorgan.reference.keys.KeyColours.classify`); they have no pixel correspondence with the
 frame, so they are skipped here and reported.
 """
 from __future__ import annotations
@@ -31,8 +31,8 @@ from vs_colorgan import color
 from vs_colorgan.errors import ColorizeError
 from vs_colorgan.filter import build, check_clip  # noqa: F401  (check_clip re-exported for adapt.py)
 from vs_colorgan.pipeline import Colorizer, render_luma, render_shape
-from vs_colorgan.propagate import resize_area, to_tensor
-from vs_colorgan.references import Reference, load_references
+from vs_colorgan.reference.flow import resize_area, to_tensor
+from vs_colorgan.reference.references import Reference, load_references
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,10 @@ def load_keys(clip: vs.VideoNode, refs: dict[int, Reference], colorizer: Coloriz
     prop = processor.references
     palettes = sorted(prop.palette)
     keys = []
-    for k in prop.colour_frames:
+    for k in prop.keys.colour_frames:
         y = prop.luma(k).y  # (h, w) Y' in [0, 1] on the grid the filter renders at
         guide = to_tensor(y)
-        cbcr = prop.key_chroma(k, guide)  # (1, 2, h, w), the filter's keyframe chroma
+        cbcr = prop.keys.key_chroma(k, guide)  # (1, 2, h, w), the filter's keyframe chroma
         rgb = color.ycbcr_to_rgb(guide, cbcr[:, :1], cbcr[:, 1:], prop.kr, prop.kb).clamp(0.0, 1.0)
         ab = color.normalize_ab(color.rgb_to_lab(rgb)[:, 1:])
         l_norm = render_luma(guide).l_norm

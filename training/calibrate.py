@@ -1,6 +1,7 @@
-"""``colorgan-calibrate``: fit how much of its colour a trained generator may show, on validation photos.
+"""``colorgan-calibrate``: fit how much of its colour a trained generator may show, on footage or validation photos.
 
     colorgan-calibrate runs/default --out vs_colorgan/models/default.safetensors
+    colorgan-calibrate runs/default/snapshots/*.safetensors --footage clip.avi --out model.safetensors
 
 A model trained on a few hundred photos is confidently wrong on footage it has never seen; the cure is
 to shrink its chroma toward neutral where it cannot know (issue 8). The shrinkage is
@@ -11,13 +12,18 @@ held-out clips): every photo is made gray, coloured at each render size as the f
 the render size, chroma upsampled to the photo), and each candidate is scored by its PSNR gain over the
 gray image. The winner is the most colourful candidate whose mean PSNR stays within ``--max-psnr-loss`` dB
 of the gray image's (:func:`choose`), written as a new generator file whose ``ModelConfig`` carries it. Every candidate's figures go to ``OUT.calibration.json`` (the losers too).
+
+Photographs are far more colourful than film frames: a gain chosen on photos overshot about 2x on footage
+(issue 17). ``--footage`` scores frames of real colour clips (video files or folders of frames) instead,
+and several generator files (say every snapshot of a run, ``--snapshot-every``) can be given at once: the
+training step is then chosen with the rest, where footage stops improving. Keep the clips you report on
+out of this choice.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from vs_colorgan import color
-from vs_colorgan.model_io import ModelFileError, atomic_write, load_generator, resolve_generator_path, save_generator
+from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch
+from vs_colorgan.media import IMAGE_EXTS, read_video_frames
+from vs_colorgan.model_io import (ModelFileError, atomic_write, check_render_size, load_generator,
+                                  resolve_generator_path, save_generator)
 from vs_colorgan.networks import calibrate
 from vs_colorgan.pipeline import render_shape
 
@@ -41,16 +50,28 @@ TRUTH_SHORT_SIDE = 256  # photos are scored at this short side (the size of a fr
 
 @dataclass(frozen=True)
 class Photo:
-    """One validation photo at scoring size: gray L_norm, true ab_norm, and the truth's RGB."""
+    """Pictures at scoring size, one photo or a batch of same-size frames: gray L_norm, true ab_norm, truth RGB."""
 
-    l_norm: torch.Tensor  # (1, 1, H, W)
-    ab: torch.Tensor  # (1, 2, H, W)
-    rgb: torch.Tensor  # (1, 3, H, W) in [0, 1]
+    l_norm: torch.Tensor  # (N, 1, H, W): one photo, or a clip's frames
+    ab: torch.Tensor  # (N, 2, H, W)
+    rgb: torch.Tensor  # (N, 3, H, W) in [0, 1]
 
 
-def validation_photos(data: list[str] | tuple[str, ...], val_fraction: float, *, limit: int = 0) -> list[Photo]:
+def as_photo(rgb: np.ndarray) -> Photo:
+    """An RGB uint8 picture at scoring size (short side at most :data:`TRUTH_SHORT_SIDE`)."""
+    t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().unsqueeze(0) / 255.0
+    h, w = t.shape[-2:]
+    s = TRUTH_SHORT_SIDE / min(h, w)
+    if s < 1:
+        t = F.interpolate(t, size=(round(h * s), round(w * s)), mode="area")
+    l_norm, ab = color.split_lab(t)
+    return Photo(l_norm, ab, color.merge_lab(l_norm, ab))
+
+
+def validation_photos(data: list[str] | tuple[str, ...], val_fraction: float, *, limit: int = 0,
+                      exclude: tuple[str, ...] = ()) -> list[Photo]:
     """The still images of training's validation split (same scan, same hash split as ``colorgan-train``)."""
-    items, _ = scan(data, frames_per_video=0, show_progress=False)
+    items, _ = scan(data, frames_per_video=0, show_progress=False, exclude=exclude)
     photos = []
     for rel, item in items:
         if item.frame >= 0 or not _in_validation(rel, val_fraction):
@@ -58,16 +79,32 @@ def validation_photos(data: list[str] | tuple[str, ...], val_fraction: float, *,
         rgb = read_image(item.path, min_short=TRUTH_SHORT_SIDE)
         if rgb is None:
             continue
-        t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().unsqueeze(0) / 255.0
-        h, w = t.shape[-2:]
-        s = TRUTH_SHORT_SIDE / min(h, w)
-        if s < 1:
-            t = F.interpolate(t, size=(round(h * s), round(w * s)), mode="area")
-        l_norm, ab = color.split_lab(t)
-        photos.append(Photo(l_norm, ab, color.merge_lab(l_norm, ab)))
+        photos.append(as_photo(rgb))
         if limit and len(photos) >= limit:
             break
     return photos
+
+
+def footage_frames(sources: list[Path], per_source: int) -> list[Photo]:
+    """Up to ``per_source`` evenly spaced frames of each video file, or images of each folder (name order)."""
+    frames = []
+    for src in sources:
+        if src.is_dir():
+            rgbs = [read_image(str(p)) for p in _evenly(sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS), per_source)]
+        else:
+            rgbs = _evenly(read_video_frames(src, max_short=TRUTH_SHORT_SIDE), per_source)
+        pics = [as_photo(rgb) for rgb in rgbs if rgb is not None]
+        # a clip's frames share one size: one batch, scored in one go (colorgan-calibrate on a GPU)
+        by_size: dict[tuple[int, ...], list[Photo]] = {}
+        for p in pics:
+            by_size.setdefault(tuple(p.l_norm.shape), []).append(p)
+        frames += [Photo(*(torch.cat(ts) for ts in zip(*[(p.l_norm, p.ab, p.rgb) for p in group])))
+                   for group in by_size.values()]
+    return frames
+
+
+def _evenly(items: list, count: int) -> list:
+    return [items[int(i * len(items) / count)] for i in range(count)] if len(items) > count else items
 
 
 @torch.no_grad()
@@ -86,39 +123,31 @@ def predict(model: torch.nn.Module, photo: Photo, render_size: int, multiple: in
     return ab, log_var
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean().clamp_min(1e-10)))
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR of each picture of a batch (N,)."""
+    return 10 * torch.log10(1.0 / ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10))
 
 
-def _colourfulness(rgb: torch.Tensor) -> float:
-    """Hasler & Suesstrunk (2003) on 0-255 RGB, as evaluate.metrics.colorfulness."""
-    x = rgb[0] * 255.0
-    rg = x[0] - x[1]
-    yb = 0.5 * (x[0] + x[1]) - x[2]
-    return float(math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean()))
-
-
-def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> float | None:
-    """Share of truly neutral pixels painted clearly coloured: evaluate.metrics.false_colour_rate's definition
-    and thresholds, on the network's ab rather than on 8-bit RGB."""
-    from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA
-
+def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> list[float]:
+    """Share of truly neutral pixels painted clearly coloured, per picture that has neutral pixels:
+    evaluate.metrics.false_colour_rate's definition and thresholds, on the network's ab rather than on 8-bit RGB."""
     neutral = color.denormalize_ab(ab_true).norm(dim=1) < NEUTRAL_CHROMA
-    if not neutral.any():
-        return None
     coloured = color.denormalize_ab(ab_pred).norm(dim=1) > FALSE_CHROMA
-    return float((coloured & neutral).sum() / neutral.sum())
+    n = neutral.sum(dim=(1, 2))
+    rate = (coloured & neutral).sum(dim=(1, 2)) / n.clamp_min(1)
+    return rate[n > 0].tolist()
 
 
 def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int, *, render_sizes=RENDER_SIZES,
                      gains=GAINS, tau_factors=TAU_FACTORS) -> tuple[list[dict], float]:
-    """Mean figures of every (render size, gain, tau) candidate over ``photos``; and the median predicted error."""
+    """Mean figures of every (render size, gain, tau) candidate over the pictures in ``photos`` (each a batch of
+    one photo, or of a clip's frames); and the median predicted error."""
     preds = {r: [predict(model, p, r, multiple) for p in photos] for r in render_sizes}
     has_head = all(lv is not None for r in render_sizes for _, lv in preds[r])
     sigmas = torch.cat([lv.flatten() for _, lv in preds[render_sizes[0]]]).mul(0.5).exp() if has_head else None
     median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
     gray = [_psnr(color.merge_lab(p.l_norm, torch.zeros_like(p.ab)), p.rgb) for p in photos]
-    truth_cf = float(np.mean([_colourfulness(p.rgb) for p in photos]))
+    truth_cf = float(torch.cat([colorfulness_batch(p.rgb) for p in photos]).mean())
     rows = []
     for r in render_sizes:
         for factor in tau_factors if has_head else (0.0,):
@@ -129,91 +158,168 @@ def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int,
                     out = calibrate(ab, lv, gain, tau)
                     rgb = color.merge_lab(p.l_norm, out)
                     d.append(_psnr(rgb, p.rgb) - g)
-                    cf.append(_colourfulness(rgb))
-                    f = _false_colour(out, p.ab)
-                    if f is not None:
-                        fc.append(f)
+                    cf.append(colorfulness_batch(rgb))
+                    fc += _false_colour(out, p.ab)
                 rows.append({"render_size": r, "chroma_gain": gain, "confidence_tau": tau, "tau_factor": factor,
-                             "dpsnr": float(np.mean(d)), "colourfulness_ratio": float(np.mean(cf)) / truth_cf,
+                             "dpsnr": float(torch.cat(d).mean()), "colourfulness_ratio": float(torch.cat(cf).mean()) / truth_cf,
                              "false_colour": float(np.mean(fc)) if fc else 0.0})
     return rows, median_sigma
 
 
-def choose(rows: list[dict], max_psnr_loss: float) -> dict:
+def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0) -> dict:
     """The most colourful candidate whose mean PSNR is at most ``max_psnr_loss`` dB below the gray image's
-    (issue 8's bound: colour, but never worse than gray by more than that); when none is, the best PSNR gain.
+    and whose false-colour rate is at most ``max_false_colour`` (issue 8's and 17's bounds: colour, but never
+    worse than gray by more than that); when none is, the best PSNR gain.
 
     Why colourfulness under a PSNR bound rather than the best PSNR: PSNR alone prefers near-gray output from
     a model this uncertain (the best candidates are +0.2 dB at a tenth of the truth's colourfulness), which
     is not colourization; the bound keeps the restraint, the colour is what is left to maximise.
     """
-    ok = [r for r in rows if r["dpsnr"] >= -max_psnr_loss]
+    ok = [r for r in rows if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour]
     if not ok:
         return max(rows, key=lambda r: (r["dpsnr"], -r["render_size"]))
     return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 3), r["dpsnr"], -r["render_size"]))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _line(r: dict) -> str:
+    return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
+            f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
+            f"  false colour {r['false_colour']:.1%}" + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
+
+
+def average_weights(models: list[torch.nn.Module]) -> torch.nn.Module:
+    """A copy of ``models[0]`` holding the mean of the models' floating-point parameters and buffers (batch-norm
+    statistics too); integer buffers (batch counts) are the first model's."""
+    import copy
+
+    avg = copy.deepcopy(models[0])
+    states = [m.state_dict() for m in models]
+    avg.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                         for k, v in states[0].items()})
+    return avg
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="colorgan-calibrate", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", type=Path, help="a training run folder or a generator .safetensors")
+    p.add_argument("model", type=Path, nargs="+",
+                   help="a training run folder or generator .safetensors; several (a run's snapshots/*.safetensors) "
+                        "to choose among them too")
     p.add_argument("--out", type=Path, required=True, help="calibrated generator file to write (.safetensors)")
+    p.add_argument("--footage", type=Path, nargs="+",
+                   help="score on frames of these colour clips (video files or folders of frames) instead of "
+                        "the run's validation photos")
+    p.add_argument("--frames-per-clip", type=int, default=75, help="evenly spaced frames taken of each --footage clip")
+    p.add_argument("--average", action="store_true",
+                   help="also try the mean of the given generator files' weights (checkpoint averaging)")
     p.add_argument("--data", nargs="+", help="data folders (default: the run's options.json)")
     p.add_argument("--val-fraction", type=float, help="validation share (default: the run's options.json)")
     p.add_argument("--render-sizes", type=int, nargs="+", default=list(RENDER_SIZES))
+    p.add_argument("--gains", type=float, nargs="+", default=list(GAINS), help="chroma gains to try")
     p.add_argument("--max-psnr-loss", type=float, default=0.5,
-                   help="how many dB below the gray image's PSNR a candidate may be (default 0.5)")
+                   help="how many dB below the gray image's PSNR a candidate may be (default 0.5; 0 = never below gray)")
+    p.add_argument("--max-false-colour", type=float, default=0.03,
+                   help="largest share of truly neutral pixels a candidate may paint clearly coloured (default 0.03)")
     p.add_argument("--limit", type=int, default=0, help="use at most this many validation photos (0 = all)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        gen_path = resolve_generator_path(args.model)
-        model, cfg = load_generator(gen_path)
-    except ModelFileError as e:
-        print(f"colorgan-calibrate: {e}", file=sys.stderr)
-        return 2
-    run_opts = {}
-    opts_file = (args.model if args.model.is_dir() else gen_path.parent) / "options.json"
-    if opts_file.is_file():
-        run_opts = json.loads(opts_file.read_text())
+    p.add_argument("--device", default="cpu", help="torch device for the scoring (cpu, cuda)")
+    return p
+
+
+def _run_options(model: Path, gen_path: Path) -> dict:
+    """The options.json of the run a model belongs to: the run folder, or beside the file or its folder."""
+    for folder in (model,) if model.is_dir() else (gen_path.parent, gen_path.parent.parent):
+        if (folder / "options.json").is_file():
+            return json.loads((folder / "options.json").read_text())
+    return {}
+
+
+def _pictures(args: argparse.Namespace, run_opts: dict) -> tuple[list[Photo], str]:
+    """What candidates are scored on (footage frames or validation photos) and its name; raises ValueError."""
+    if args.footage:
+        missing = [str(f) for f in args.footage if not f.exists()]
+        if missing:
+            raise ValueError(f"--footage must be existing video files or folders of frames, not {missing}")
+        frames = footage_frames(args.footage, args.frames_per_clip)
+        if not frames:
+            raise ValueError(f"no readable frames in --footage {[str(f) for f in args.footage]}")
+        return frames, f"footage frames ({', '.join(f.name for f in args.footage)})"
     data = args.data or run_opts.get("data")
     val_fraction = args.val_fraction if args.val_fraction is not None else run_opts.get("val_fraction")
     if not data or val_fraction is None:
-        print("colorgan-calibrate: give --data and --val-fraction (no options.json next to the model)", file=sys.stderr)
-        return 2
-    for r in args.render_sizes:
-        if r < 64 or r % cfg.size_multiple:
-            print(f"colorgan-calibrate: render sizes must be multiples of {cfg.size_multiple} >= 64, not {r}", file=sys.stderr)
-            return 2
-    # score the uncalibrated network: each candidate applies its own gain and tau
-    model.chroma_gain = 1.0
-    if hasattr(model, "confidence_tau"):
-        model.confidence_tau = 0.0
-    photos = validation_photos(data, val_fraction, limit=args.limit)
+        raise ValueError("give --data and --val-fraction (no options.json next to the model)")
+    photos = validation_photos(data, val_fraction, limit=args.limit, exclude=tuple(run_opts.get("exclude", ())))
     if not photos:
-        print(f"colorgan-calibrate: no validation photos in {data} at val_fraction {val_fraction}", file=sys.stderr)
-        return 2
-    rows, median_sigma = score_candidates(model, photos, cfg.size_multiple, render_sizes=tuple(args.render_sizes))
-    best = choose(rows, args.max_psnr_loss)
-    def line(r: dict) -> str:
-        return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
-                f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
-                f"  false colour {r['false_colour']:.1%}")
+        raise ValueError(f"no validation photos in {data} at val_fraction {val_fraction}")
+    return photos, "validation photos"
 
-    print("best candidates by PSNR gain over gray (validation photos):")
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def fail(msg: str) -> int:
+        print(f"colorgan-calibrate: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        gen_paths = [resolve_generator_path(m) for m in args.model]
+        models = [load_generator(g, device=args.device) for g in gen_paths]
+    except ModelFileError as e:
+        return fail(str(e))
+    if len({(c.arch, c.width, c.confidence, c.padding) for _, c in models}) > 1:
+        return fail("the models given must be snapshots of one architecture (arch, width, head, padding)")
+    cfg = models[0][1]
+    if args.average:
+        if len(models) < 2:
+            return fail("--average needs two or more generator files (a run's snapshots)")
+        # one more candidate: the snapshots' mean weights (checkpoint averaging, Izmailov et al. 2018, "Averaging
+        # Weights Leads to Wider Optima"), named by the files it averages
+        gen_paths.append(Path("average(" + ",".join(p.name for p in gen_paths) + ")"))
+        models.append((average_weights([m for m, _ in models]), cfg))
+    try:
+        for r in args.render_sizes:
+            check_render_size(r, cfg.size_multiple, name="--render-sizes")
+    except ValueError as e:
+        return fail(str(e))
+    try:
+        pictures, what = _pictures(args, _run_options(args.model[0], gen_paths[0]))
+    except ValueError as e:
+        return fail(str(e))
+    if args.device != "cpu":
+        pictures = [Photo(*(t.to(args.device) for t in (p.l_norm, p.ab, p.rgb))) for p in pictures]
+    rows: list[dict] = []
+    best_by_model = []
+    for gen_path, (model, _) in zip(gen_paths, models):
+        # score the uncalibrated network: each candidate applies its own gain and tau
+        model.chroma_gain = 1.0
+        if hasattr(model, "confidence_tau"):
+            model.confidence_tau = 0.0
+        model_rows, median_sigma = score_candidates(model, pictures, cfg.size_multiple,
+                                                    render_sizes=tuple(args.render_sizes), gains=tuple(args.gains))
+        for r in model_rows:
+            r.update(model=str(gen_path), median_sigma=median_sigma)
+        rows += model_rows
+        best_by_model.append(choose(model_rows, args.max_psnr_loss, args.max_false_colour))
+        if len(gen_paths) > 1:
+            print(f"  {_line(best_by_model[-1])}")
+    best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour)
+    print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
-        print("  " + line(r))
-    print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray):\n  {line(best)}  <- chosen")
-    new_cfg = dataclasses.replace(cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
+        print("  " + _line(r))
+    print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray and {args.max_false_colour:.0%} "
+          f"false colour):\n  {_line(best)}  <- chosen")
+    model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
+    new_cfg = dataclasses.replace(chosen_cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
                                   render_size=best["render_size"])
-    save_generator(args.out, model, new_cfg)  # the weights are unchanged; the calibration is in the config
-    record = {"source": str(gen_path), "photos": len(photos), "median_sigma": median_sigma,
-              "max_psnr_loss": args.max_psnr_loss, "chosen": best, "candidates": rows}
+    save_generator(args.out, model.cpu(), new_cfg)  # the weights are unchanged; the calibration is in the config
+    record = {"source": best["model"], "scored_on": what, "pictures": sum(len(p.l_norm) for p in pictures),
+              "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
+              "chosen": best, "best_per_model": best_by_model, "candidates": rows}
     text = json.dumps(record, indent=2)
     atomic_write(args.out.with_suffix(".calibration.json"), lambda tmp: Path(tmp).write_text(text))
-    print(f"colorgan-calibrate: {len(photos)} validation photos; wrote {args.out} (render {best['render_size']}, "
-          f"gain {best['chroma_gain']}, tau {best['confidence_tau']:.4f})")
+    print(f"colorgan-calibrate: {record['pictures']} {what}; wrote {args.out} from {best['model']} (render "
+          f"{best['render_size']}, gain {best['chroma_gain']}, tau {best['confidence_tau']:.4f})")
     return 0
 
 

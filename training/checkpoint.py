@@ -11,6 +11,9 @@ Layout of a run folder::
                                           rng.numpy (uint8 / int64 tensors)
     RUN/generator.safetensors             model_io generator file (save_generator), for the filter/export
     RUN/generator-best.safetensors        the generator at the best validation L1
+    RUN/snapshots/generator-STEP.safetensors
+                                          with --snapshot-every N: the generator every N steps, kept, so
+                                          the step can be chosen on footage (colorgan-calibrate --footage)
 
 The tensors file is written first under a step-stamped name, then ``checkpoint.json`` replaces the old
 one (temp + rename: :func:`vs_colorgan.model_io.atomic_write`), then older tensors files are pruned.
@@ -34,6 +37,7 @@ from .options import TrainOptions
 
 CHECKPOINT_JSON = "checkpoint.json"
 CHECKPOINT_DIR = "checkpoints"
+SNAPSHOT_DIR = "snapshots"  # generator files kept every snapshot_every steps (never pruned)
 FORMAT = 1
 
 
@@ -99,7 +103,7 @@ def unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], scalars: di
 
 def model_config(opts: TrainOptions) -> ModelConfig:
     return ModelConfig(arch=opts.arch, width=opts.width, render_size=opts.render_size, preset=opts.preset,
-                       confidence=opts.confidence)
+                       confidence=opts.confidence, padding=opts.padding)
 
 
 def save(
@@ -135,6 +139,8 @@ def save(
     tname = f"step-{step:08d}.safetensors"
     atomic_write(ckdir / tname, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step), "format": str(FORMAT)}))
     save_generator(run / "generator.safetensors", generator, model_config(opts))
+    if opts.snapshot_every and step % opts.snapshot_every == 0:
+        save_generator(run / SNAPSHOT_DIR / f"generator-{step:08d}.safetensors", generator, model_config(opts))
     record = {
         "format": FORMAT,
         "step": step,

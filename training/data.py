@@ -13,6 +13,7 @@ Items are ``(L_norm (1, S, S), ab_norm (2, S, S))`` from :func:`vs_colorgan.colo
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import os
@@ -89,8 +90,11 @@ def _training_dirs(root: Path) -> list[Path]:
     return [root]
 
 
-def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show_progress: bool = True) -> tuple[list[tuple[str, Item]], Counter]:
-    """Walk ``roots`` recursively; return ``(relative key, Item)`` for usable files and a Counter of skips."""
+def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show_progress: bool = True,
+         exclude: tuple[str, ...] = ()) -> tuple[list[tuple[str, Item]], Counter]:
+    """Walk ``roots`` recursively; return ``(relative key, Item)`` for usable files and a Counter of skips.
+
+    ``exclude``: fnmatch patterns of relative keys to leave out (counted as "excluded")."""
     from tqdm import tqdm
 
     files: list[tuple[str, str]] = []
@@ -107,7 +111,11 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
                 dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS)
                 for name in sorted(filenames):
                     full = os.path.join(dirpath, name)
-                    files.append((os.path.relpath(full, rootp), full))
+                    rel = os.path.relpath(full, rootp)
+                    if any(fnmatch.fnmatchcase(rel, pat) for pat in exclude):
+                        skipped["excluded"] += 1
+                        continue
+                    files.append((rel, full))
     items: list[tuple[str, Item]] = []
     for rel, full in tqdm(files, desc="scanning data", unit="file", disable=not show_progress, file=sys.stderr):
         ext = os.path.splitext(full)[1].lower()
@@ -198,10 +206,10 @@ class ColorDataset(Dataset):
 
 def build_datasets(
     roots: list[str] | tuple[str, ...], *, image_size: int, val_fraction: float, frames_per_video: int = 64,
-    show_progress: bool = True, scale_max: float = 1.25, film_augment: float = 0.0,
+    show_progress: bool = True, scale_max: float = 1.25, film_augment: float = 0.0, exclude: tuple[str, ...] = (),
 ) -> tuple[ColorDataset, ColorDataset]:
     """Scan ``roots`` and split into (train, validation) datasets. Raises ``ValueError`` if nothing is usable."""
-    items, skipped = scan(roots, frames_per_video=frames_per_video, show_progress=show_progress)
+    items, skipped = scan(roots, frames_per_video=frames_per_video, show_progress=show_progress, exclude=exclude)
     if not items:
         raise ValueError(f"training.data: no usable colour image or video under {list(roots)} (skipped: {dict(skipped)})")
     train = [it for rel, it in items if not _in_validation(rel, val_fraction)]

@@ -33,11 +33,18 @@ class TrainOptions:
     d_width: int = 64  # PatchGAN base width (paper: C64-C128-C256-C512)
     d_norm: str = "batch"  # "batch" (pix2pix) or "none" (WGAN-GP critic, Gulrajani et al. sec. 4)
     loss: str = "bce"  # adversarial loss: "bce" (GAN with logits) or "wgan-gp"
+    padding: str = "zeros"  # "zeros" (torchvision's) or "reflect" (no absolute position: vs_colorgan.networks.PADDINGS)
+    # a generator file (same arch, width and head) whose weights G starts from, e.g. to retrain a model
+    # with another padding or to fine-tune it; "" = random initialisation
+    init_generator: str = ""
     resnet_weights: str = ""  # optional torchvision resnet18 state dict (ImageNet) for the encoder
     vgg_weights: str = ""  # torchvision vgg16/vgg19 state dict for the perceptual loss; "" = off
 
     # data and run folder
     data: tuple[str, ...] = ()
+    # glob patterns (fnmatch) of data paths, relative to their --data folder, left out of training and
+    # validation alike; the split of what stays is unchanged (it hashes each file's own path)
+    exclude: tuple[str, ...] = ()
     out: str = ""
     image_size: int = 256  # training crop side; multiple of the generator's size_multiple
     val_fraction: float = 0.05
@@ -86,6 +93,7 @@ class TrainOptions:
     val_batches: int = 4
     log_every: int = 10
     keep_checkpoints: int = 2
+    snapshot_every: int = 0  # also keep RUN/snapshots/generator-STEP.safetensors every N steps, to pick a step on footage
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -140,9 +148,10 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
     # phase made colours louder and held-out PSNR 3-4 dB worse in our first landing), MSE so the mean is
     # the conditional mean (which is already pulled toward gray where colours are ambiguous), a confidence
     # head for per-pixel shrinkage, EMA weights for stability, scale and film augmentation, width 32 and
-    # 128 px crops so a run fits a 2-core CPU.
+    # 128 px crops so a run fits a 2-core CPU; reflected borders (issue 17: zero padding let the network
+    # paint by position, a rainbow blob in the top-left of flat frames).
     "default-model": dict(
-        arch="unet", d_norm="batch", loss="bce", width=32, d_width=32, image_size=128, batch_size=16,
+        arch="unet", padding="reflect", d_norm="batch", loss="bce", width=32, d_width=32, image_size=128, batch_size=16,
         steps=1600, pretrain_steps=1600, pretrain_loss="mse", confidence=True, ema_decay=0.998,
         scale_max=2.0, film_augment=0.5, val_fraction=0.12, render_size=128,
         g_lr=2e-4, d_lr=2e-4, g_betas=(0.5, 0.999), d_betas=(0.5, 0.999), w_adv=1.0, w_l1=1.0, w_mse=0.0, w_perc=0.0,
@@ -184,13 +193,15 @@ def _scale_pretraining(raw: dict[str, Any], given: dict[str, Any]) -> None:
 
 def validate(opts: TrainOptions) -> None:
     """Raise ``ValueError`` naming the option, what is accepted and what was given."""
-    from vs_colorgan.networks import GENERATORS, TRAINABLE
+    from vs_colorgan.networks import GENERATORS, PADDINGS, TRAINABLE
 
     def bad(name: str, accepted: str) -> None:
         raise ValueError(f"colorgan-train: \"{name}\" must be {accepted}, not {getattr(opts, name)!r}")
 
     if opts.arch not in TRAINABLE:
         bad("arch", f"one of {sorted(TRAINABLE)}")
+    if opts.padding not in PADDINGS:
+        bad("padding", f"one of {list(PADDINGS)}")
     if opts.pretrain_loss not in RECON_LOSSES:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
     if opts.confidence and opts.arch != "unet":
@@ -229,7 +240,7 @@ def validate(opts: TrainOptions) -> None:
     for name in ("d_every_early", "d_every_late", "critic_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
         if getattr(opts, name) < 1:
             bad(name, ">= 1")
-    for name in ("warmup_steps", "val_every", "val_batches", "num_workers", "threads", "frames_per_video"):
+    for name in ("snapshot_every", "warmup_steps", "val_every", "val_batches", "num_workers", "threads", "frames_per_video"):
         if getattr(opts, name) < 0:
             bad(name, ">= 0")
     if not 0.0 <= opts.d_early_fraction <= 1.0:

@@ -63,9 +63,11 @@ class Setup:
     def __init__(self, opts: TrainOptions, device: torch.device) -> None:
         self.opts = opts
         self.device = device
-        self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence).to(device)
+        self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence, padding=opts.padding).to(device)
         if opts.resnet_weights:
             self._load_resnet(opts.resnet_weights)
+        if opts.init_generator:
+            self._load_generator(opts.init_generator)
         self.d: nn.Module = PatchDiscriminator(3, opts.d_width, opts.d_norm).to(device)
         self.perceptual = losses.build_perceptual(opts.vgg_weights, opts.w_perc)
         if self.perceptual is not None:
@@ -83,6 +85,22 @@ class Setup:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.g_ema = AveragedModel(self.g, multi_avg_fn=get_ema_multi_avg_fn(opts.ema_decay)).eval()
+
+    def _load_generator(self, path: str) -> None:
+        """Start G from a generator file's weights (a model file of the same arch, width and head; its padding
+        and calibration may differ: neither is a weight). Before the EMA copy is taken, so both start there."""
+        from vs_colorgan.model_io import ModelFileError, load_generator
+
+        try:
+            src, cfg = load_generator(path)
+        except ModelFileError as e:
+            raise ValueError(f"colorgan-train: \"init_generator\" must be a generator file, not {path!r} ({e})") from None
+        mine = (self.opts.arch, self.opts.width, self.opts.confidence)
+        if (cfg.arch, cfg.width, cfg.confidence) != mine:
+            raise ValueError(f"colorgan-train: \"init_generator\" {path!r} holds a {cfg.arch} of width {cfg.width}"
+                             f"{' with' if cfg.confidence else ' without'} a confidence head; this run trains "
+                             f"arch {mine[0]!r}, width {mine[1]}, confidence {mine[2]}")
+        _unwrap(self.g).load_state_dict(src.state_dict(), strict=True)
 
     def _load_resnet(self, path: str) -> None:
         """Start the encoder from a torchvision resnet18 state dict (paper 3.1/3.2: ImageNet-pretrained)."""

@@ -252,7 +252,8 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     train_set, val_set = build_datasets(opts.data, image_size=opts.image_size, val_fraction=opts.val_fraction,
                                         frames_per_video=opts.frames_per_video, show_progress=rank == 0,
-                                        scale_max=opts.scale_max, film_augment=opts.film_augment)
+                                        scale_max=opts.scale_max, film_augment=opts.film_augment,
+                                        exclude=opts.exclude)
     setup = build_setup(opts, device)
     step, best = 0, {"best_val_l1": None, "best_step": None}
     if resume:

@@ -3,6 +3,11 @@
 ``vs_colorgan.colorize(clip, ...)`` is the filter (see :mod:`vs_colorgan.filter` and docs/filter.md).
 It is imported lazily, so training and export code can use ``vs_colorgan.color`` and friends without
 VapourSynth being loaded.
+
+The package in three parts: the filter core at the top level (``filter``, ``pipeline``, ``backends``,
+``model_io``, ``networks``, ``formats``, ``color``, ``upsample``, ``temporal``, ``lookahead``, ``media``);
+:mod:`vs_colorgan.reference`, colour from hand-coloured keyframes; :mod:`vs_colorgan.render`, the tools that
+render films (``colorgan-render``, on Ray too). Imports only run downwards (tests/test_layout.py).
 """
 from __future__ import annotations
 

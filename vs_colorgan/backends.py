@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,34 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
     ONNX Runtime when an ``.onnx`` is given or sits next to the ``.safetensors`` (CUDA provider if present),
     else PyTorch on the CPU. Raises :class:`ColorizeError` saying what is missing and how to get it.
     """
+    device = _check_options(backend=backend, device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt)
+    given, st, onnx = model_paths(model)
+    providers = _ort_providers()
+    torch_cuda = torch.cuda.is_available()
+    ort_cuda = providers is not None and "CUDAExecutionProvider" in providers
+    if fp16 and device == "auto" and not (torch_cuda or ort_cuda):
+        raise ColorizeError("\"fp16\" needs a CUDA GPU, and neither torch nor onnxruntime sees one here; "
+                            "use fp16=False (the default) on the CPU")
+    if onnx is not None and st is not None and given.suffix == ".safetensors":
+        onnx = _sibling_onnx(onnx, st, backend)
+    if backend == "auto":
+        if tensorrt and onnx is not None:
+            backend = "ort"
+        elif torch_cuda and st is not None and device != "cpu":
+            backend = "torch"
+        elif onnx is not None and providers is not None and (device in ("auto", "cpu") or ort_cuda):
+            backend = "ort"
+        else:
+            backend = "torch" if st is not None else "ort"
+    if backend == "torch":
+        return _torch_settings(given, st, device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt,
+                               cuda=torch_cuda), st
+    return _ort_settings(given, onnx, providers, device=device, fp16=fp16, num_streams=num_streams,
+                         tensorrt=tensorrt, cuda=ort_cuda), onnx
+
+
+def _check_options(*, backend: Any, device: Any, fp16: Any, num_streams: Any, tensorrt: Any) -> str:
+    """The backend options' types and ranges, before anything is looked up; returns the device."""
     if backend not in ("auto", "torch", "ort"):
         raise ColorizeError(f"\"backend\" must be \"auto\", \"torch\" or \"ort\", not {backend!r}")
     device = _check_device(device)
@@ -188,54 +217,44 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
         raise ColorizeError(f"\"num_streams\" must be an integer between 1 and {MAX_STREAMS}, not {num_streams!r}")
     if fp16 and device == "cpu":
         raise ColorizeError("\"fp16\" needs a CUDA device; on the CPU use fp16=False (the default)")
-    given, st, onnx = model_paths(model)
-    providers = _ort_providers()
-    torch_cuda = torch.cuda.is_available()
-    ort_cuda = providers is not None and "CUDAExecutionProvider" in providers
-    if fp16 and device == "auto" and not (torch_cuda or ort_cuda):
-        raise ColorizeError("\"fp16\" needs a CUDA GPU, and neither torch nor onnxruntime sees one here; "
-                            "use fp16=False (the default) on the CPU")
+    return device
 
-    if onnx is not None and st is not None and given.suffix == ".safetensors":
-        # an .onnx lying next to the named .safetensors is used only if it was exported from it
-        ok, why = onnx_matches(onnx, st)
-        if not ok:
-            if backend == "ort":
-                raise ColorizeError(f"backend=\"ort\" would run {str(onnx)!r}, but {why}; re-export it "
-                                    f"(colorgan-export {st} -o {onnx}) or use backend=\"torch\"")
-            log.warning("vs_colorgan: not using %s: %s; running %s with torch (re-export with colorgan-export "
-                        "to use ONNX Runtime)", onnx, why, st.name)
-            onnx = None
 
-    if backend == "auto":
-        if tensorrt and onnx is not None:
-            backend = "ort"
-        elif torch_cuda and st is not None and device != "cpu":
-            backend = "torch"
-        elif onnx is not None and providers is not None and (device in ("auto", "cpu") or ort_cuda):
-            backend = "ort"
-        else:
-            backend = "torch" if st is not None else "ort"
+def _sibling_onnx(onnx: Path, st: Path, backend: str) -> Path | None:
+    """An .onnx lying next to the named .safetensors is used only if it was exported from it."""
+    ok, why = onnx_matches(onnx, st)
+    if ok:
+        return onnx
+    if backend == "ort":
+        raise ColorizeError(f"backend=\"ort\" would run {str(onnx)!r}, but {why}; re-export it "
+                            f"(colorgan-export {st} -o {onnx}) or use backend=\"torch\"")
+    log.warning("vs_colorgan: not using %s: %s; running %s with torch (re-export with colorgan-export "
+                "to use ONNX Runtime)", onnx, why, st.name)
+    return None
 
-    if backend == "torch":
-        if tensorrt:
-            raise ColorizeError("\"tensorrt\" needs backend=\"ort\" (ONNX Runtime's TensorRT provider), not backend=\"torch\"")
-        if st is None:
-            raise ColorizeError(
-                f"backend=\"torch\" loads a .safetensors generator, but \"model\" is {str(given)!r} and "
-                f"{given.with_suffix('.safetensors').name} is not next to it; use backend=\"ort\" for ONNX files"
-            )
-        requested = device
-        device = _resolve_device(device, cuda=torch_cuda, unavailable=lambda asked: (
-            f"\"device\" {asked!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; "
-            "install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use device=\"cpu\""))
-        if requested.startswith("cuda") and int(device.partition(":")[2]) >= torch.cuda.device_count():
-            raise ColorizeError(f"\"device\" must name one of the {torch.cuda.device_count()} CUDA GPUs, not {requested!r}")
-        if fp16 and device == "cpu":
-            raise ColorizeError("\"fp16\" needs a CUDA device; on the CPU use fp16=False (the default)")
-        return BackendSettings(backend="torch", device=device, fp16=fp16, num_streams=num_streams), st
 
-    # ONNX Runtime
+def _torch_settings(given: Path, st: Path | None, *, device: str, fp16: bool, num_streams: int, tensorrt: bool,
+                    cuda: bool) -> BackendSettings:
+    if tensorrt:
+        raise ColorizeError("\"tensorrt\" needs backend=\"ort\" (ONNX Runtime's TensorRT provider), not backend=\"torch\"")
+    if st is None:
+        raise ColorizeError(
+            f"backend=\"torch\" loads a .safetensors generator, but \"model\" is {str(given)!r} and "
+            f"{given.with_suffix('.safetensors').name} is not next to it; use backend=\"ort\" for ONNX files"
+        )
+    requested = device
+    device = _resolve_device(device, cuda=cuda, unavailable=lambda asked: (
+        f"\"device\" {asked!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; "
+        "install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use device=\"cpu\""))
+    if requested.startswith("cuda") and int(device.partition(":")[2]) >= torch.cuda.device_count():
+        raise ColorizeError(f"\"device\" must name one of the {torch.cuda.device_count()} CUDA GPUs, not {requested!r}")
+    if fp16 and device == "cpu":
+        raise ColorizeError("\"fp16\" needs a CUDA device; on the CPU use fp16=False (the default)")
+    return BackendSettings(backend="torch", device=device, fp16=fp16, num_streams=num_streams)
+
+
+def _ort_settings(given: Path, onnx: Path | None, providers: list[str] | None, *, device: str, fp16: bool,
+                  num_streams: int, tensorrt: bool, cuda: bool) -> BackendSettings:
     if providers is None:
         raise ColorizeError("backend=\"ort\" needs onnxruntime: pip install onnxruntime (or onnxruntime-gpu for CUDA)")
     if onnx is None:
@@ -252,12 +271,12 @@ def choose_backend(*, model: str | os.PathLike | None = None, backend: str = "au
             )
         if device == "cpu":
             raise ColorizeError("\"tensorrt\" needs a CUDA device, not device=\"cpu\"")
-    device = _resolve_device(device, cuda=ort_cuda, unavailable=lambda asked: (
+    device = _resolve_device(device, cuda=cuda, unavailable=lambda asked: (
         f"\"device\" {asked!r} is not available to onnxruntime (providers: {', '.join(providers)}); "
         "pip install onnxruntime-gpu (in place of onnxruntime) with a CUDA GPU, or use device=\"cpu\""))
     if fp16 and not tensorrt:
         raise ColorizeError("\"fp16\" with backend=\"ort\" needs tensorrt=True (fp16 TensorRT engines); the .onnx is fp32")
-    return BackendSettings(backend="ort", device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt), onnx
+    return BackendSettings(backend="ort", device=device, fp16=fp16, num_streams=num_streams, tensorrt=tensorrt)
 
 
 class _Slots:
@@ -394,3 +413,41 @@ def load_runner(settings: BackendSettings, path: str | os.PathLike) -> Runner:
     log.info("vs_colorgan: %s backend on %s%s, model %s (%s, width %d)", settings.backend, settings.device,
              " fp16" if settings.fp16 else "", path, runner.config.arch, runner.config.width)
     return runner
+
+
+class RunnerCache:
+    """Runners kept for reuse, keyed by the settings, the model file's path and its sha256 (a file replaced
+    under the same name is loaded anew). A long-lived process that colourizes many clips with the same model,
+    such as a cluster render's worker, then loads the model once instead of once per clip."""
+
+    def __init__(self) -> None:
+        self._runners: dict[tuple[BackendSettings, str, str], Runner] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, settings: BackendSettings, path: str | os.PathLike) -> Runner:
+        key = (settings, str(Path(path).resolve()), file_sha256(Path(path)))
+        with self._lock:  # one load per key even when two threads ask at once
+            if key not in self._runners:
+                self._runners[key] = load_runner(settings, path)
+                self.loads += 1
+            return self._runners[key]
+
+
+_shared_runners: RunnerCache | None = None
+
+
+def share_runners() -> RunnerCache:
+    """From now on, :func:`get_runner` in this process reuses runners (see :class:`RunnerCache`); returns the
+    cache (its ``loads`` count the models loaded). Idempotent."""
+    global _shared_runners
+    if _shared_runners is None:
+        _shared_runners = RunnerCache()
+    return _shared_runners
+
+
+def get_runner(settings: BackendSettings, path: str | os.PathLike) -> Runner:
+    """The runner ``colorize`` uses: shared after :func:`share_runners`, else a fresh :func:`load_runner`
+    (a script's runners are freed with its clips)."""
+    cache = _shared_runners
+    return cache.get(settings, path) if cache is not None else load_runner(settings, path)

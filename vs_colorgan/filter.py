@@ -30,13 +30,13 @@ import vapoursynth as vs
 from .errors import ColorizeError
 from .formats import FrameColorimetry, check_matrix, quantize_chroma, resolve_colorimetry
 from .lookahead import Lookahead
-from .model_io import ModelFileError, read_config
-from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, ColorOptions, Colorizer, RenderLuma, render_shape
-from .backends import choose_backend, load_runner
+from .model_io import ModelFileError, check_render_size, read_config
+from .pipeline import ColorOptions, Colorizer, RenderLuma, render_shape
+from .backends import choose_backend, get_runner
 from .color import MATRIX_COEFFICIENTS
-from .propagate import FrameLuma, ReferencePropagator
-from .references import Reference, ReferenceSpec, load_references
-from .temporal import PredictionCache
+from .reference.propagate import FrameLuma, ReferencePropagator
+from .reference.references import Reference, ReferenceSpec, load_references
+from .temporal import PredictionCache, cut_flag
 
 __all__ = ["colorize"]
 
@@ -124,22 +124,6 @@ def check_options(*, temporal_radius: Any, temporal_sigma: Any, scene_threshold:
                         upsample_eps=float(upsample_eps), saturation=float(saturation))
 
 
-def check_render_size(render_size: int, multiple: int) -> None:
-    if render_size % multiple or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
-        raise ColorizeError(f"\"render_size\" must be a multiple of {multiple} (the model's size multiple) "
-                            f"between {MIN_RENDER_SIZE} and {MAX_RENDER_SIZE}, not {render_size}")
-
-
-def _cut_flag(newer: vs.VideoFrame, older: vs.VideoFrame) -> bool | None:
-    """Cut between ``older`` and ``newer`` according to their properties, or None when they say nothing."""
-    flags = []
-    if "_SceneChangePrev" in newer.props:
-        flags.append(bool(newer.props["_SceneChangePrev"]))
-    if "_SceneChangeNext" in older.props:
-        flags.append(bool(older.props["_SceneChangeNext"]))
-    return any(flags) if flags else None
-
-
 @dataclass(frozen=True, kw_only=True)
 class _PlaneFormat:
     bits: int
@@ -151,45 +135,27 @@ class _PlaneFormat:
     height: int
 
 
-class FrameProcessor:
-    """The ``ModifyFrame`` callback: one per ``colorize`` call, holding its caches."""
+class AutomaticColour:
+    """Stages 1-3 of the automatic path for one ``colorize`` call: the render-size luma and the generator's
+    prediction of each frame, cached per frame number, temporally combined; and the look-ahead that starts the
+    next frame's inference in a sequential render."""
 
-    def __init__(self, colorizer: Colorizer, plane: _PlaneFormat, *, small: vs.VideoNode, fallback_matrix: int | None,
-                 cache_size: int) -> None:
+    def __init__(self, colorizer: Colorizer, *, small: vs.VideoNode, cache_size: int) -> None:
         self.colorizer = colorizer
         self.small = small  # the render-size luma (GRAYS): the callback's window, and what the look-ahead reads
-        self.plane = plane
-        self.fallback_matrix = fallback_matrix
         self.radius = colorizer.options.temporal_radius
         self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
         self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
-        self.trim = _heap_trimmer()
-        self.trims = 0
-        self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
-        self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
         self.lookahead: Lookahead | None = None  # set by build outside keyframe mode (see ahead())
 
-    @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        try:
-            out = self.process(n, f[0], f[1:])
-            if self.trim is not None and next(self._frames) % TRIM_EVERY == 0:
-                self.trim()  # bounded RSS on long clips (see _heap_trimmer); a few ms per call
-                self.trims += 1
-            return out
-        except Exception as e:  # surface as this frame's error, never kill the host
-            log.debug("frame %d failed", n, exc_info=True)
-            message = str(e) if isinstance(e, (ColorizeError, vs.Error)) else f"{type(e).__name__}: {e}"
-            raise vs.Error(f"{FUNC}: frame {n}: {message}") from e
-
-    def automatic(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
+    def __call__(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
         """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
         c = self.colorizer
         count = min(self.radius, n) + 1  # window[k] is frame n - k for k < count
         # stage 1: render-size luma -> Y', L_norm (cached per frame number)
         lumas = [self.lumas.get_or_compute(n - k, lambda k=k: c.preprocess(np.asarray(window[k][0])))
                  for k in range(count)]
-        length = c.window_length(lumas, [_cut_flag(window[k], window[k + 1]) for k in range(count - 1)])
+        length = c.window_length(lumas, [cut_flag(window[k].props, window[k + 1].props) for k in range(count - 1)])
         # stage 2: the predictions of the frames of this scene, each inferred once
         ab_window = [self.predictions.get_or_compute(n - k, lambda k=k: c.predict(lumas[k])) for k in range(length)]
         # stage 3: temporal combination
@@ -215,21 +181,46 @@ class FrameProcessor:
 
         la.submit(job)
 
+
+class FrameProcessor:
+    """The ``ModifyFrame`` callback: one per ``colorize`` call, holding its caches (:attr:`auto`), the keyframe
+    mode when references are given (:attr:`references`), and the heap trimming of long renders."""
+
+    def __init__(self, colorizer: Colorizer, plane: _PlaneFormat, *, small: vs.VideoNode, fallback_matrix: int | None,
+                 cache_size: int) -> None:
+        self.colorizer = colorizer
+        self.plane = plane
+        self.fallback_matrix = fallback_matrix
+        self.auto = AutomaticColour(colorizer, small=small, cache_size=cache_size)
+        self.trim = _heap_trimmer()
+        self.trims = 0
+        self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
+        self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
+
+    @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        try:
+            out = self.process(n, f[0], f[1:])
+            if self.trim is not None and next(self._frames) % TRIM_EVERY == 0:
+                self.trim()  # bounded RSS on long clips (see _heap_trimmer); a few ms per call
+                self.trims += 1
+            return out
+        except Exception as e:  # surface as this frame's error, never kill the host
+            log.debug("frame %d failed", n, exc_info=True)
+            message = str(e) if isinstance(e, (ColorizeError, vs.Error)) else f"{type(e).__name__}: {e}"
+            raise vs.Error(f"{FUNC}: frame {n}: {message}") from e
+
     def process(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
         if self.references is not None:
             return self.process_with_references(n, frame, window)
         c, p = self.colorizer, self.plane
-        self.ahead(n)
-        render, ab = self.automatic(n, window)
+        self.auto.ahead(n)
+        render, ab = self.auto(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         cm, guide = self.colorimetry_and_guide(frame)
         cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
                                is_float=p.is_float)
-        out = frame.copy()  # shares the Y plane: it stays bit-exact
-        np.copyto(np.asarray(out[1]), cb)
-        np.copyto(np.asarray(out[2]), cr)
-        out.props.update(cm.output_props())
-        return out
+        return _with_chroma(frame, cb, cr, cm)
 
     def colorimetry_and_guide(self, frame: vs.VideoFrame) -> tuple[FrameColorimetry, torch.Tensor]:
         """The frame's colorimetry (tags read, defaults filled) and its luma on the chroma grid (the upsampling guide)."""
@@ -243,26 +234,23 @@ class FrameProcessor:
         return cm, guide
 
     def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:
-        """Keyframe mode: chroma carried from the references (vs_colorgan.propagate), the automatic path where
-        no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
+        """Keyframe mode: chroma carried from the references (vs_colorgan.reference.propagate), the automatic path
+        where no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
         c, p = self.colorizer, self.plane
         cm, guide = self.colorimetry_and_guide(frame)
 
         def automatic() -> tuple[torch.Tensor, torch.Tensor]:
-            render, ab = self.automatic(n, window)
+            render, ab = self.auto(n, window)
             return render.l_work, ab
 
         result = self.references.chroma(n, guide, automatic)
         if result.cbcr is None:  # no keyframe in this shot: automatic colour
-            render, ab = self.automatic(n, window)
+            render, ab = self.auto(n, window)
             cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
                                    is_float=p.is_float)
         else:
             cb, cr = quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float)
-        out = frame.copy()  # shares the Y plane: it stays bit-exact
-        np.copyto(np.asarray(out[1]), cb)
-        np.copyto(np.asarray(out[2]), cr)
-        out.props.update(cm.output_props())
+        out = _with_chroma(frame, cb, cr, cm)
         out.props["_ColorRefConfidence"] = result.confidence
         if result.keys:
             out.props["_ColorRefKeys"] = list(result.keys)
@@ -271,11 +259,20 @@ class FrameProcessor:
         return out
 
 
+def _with_chroma(frame: vs.VideoFrame, cb: np.ndarray, cr: np.ndarray, cm: FrameColorimetry) -> vs.VideoFrame:
+    """A copy of ``frame`` with new Cb and Cr planes and the colorimetry tags written."""
+    out = frame.copy()  # shares the Y plane: it stays bit-exact
+    np.copyto(np.asarray(out[1]), cb)
+    np.copyto(np.asarray(out[2]), cr)
+    out.props.update(cm.output_props())
+    return out
+
+
 def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode) -> None:
     """Switch ``processor`` to keyframe mode with validated references (:func:`load_references`). Frames of
-    ``processor.small`` (the render-size luma, GRAYS, with the source's props) are read inside the callback,
-    so any frame's result can be computed whatever was rendered before (see vs_colorgan.propagate)."""
-    c, p, small = processor.colorizer, processor.plane, processor.small
+    ``processor.auto.small`` (the render-size luma, GRAYS, with the source's props) are read inside the callback,
+    so any frame's result can be computed whatever was rendered before (see vs_colorgan.reference.propagate)."""
+    c, p, small = processor.colorizer, processor.plane, processor.auto.small
     first = work.get_frame(min(refs))  # the matrix references are converted with (of the first keyframe)
     cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
                              fallback_matrix=processor.fallback_matrix, gray=p.gray)
@@ -285,10 +282,10 @@ def attach_references(processor: FrameProcessor, refs: dict[int, Reference], wor
         return FrameLuma(y, c.preprocess(y).l_work.cpu())
 
     propagator = ReferencePropagator(
-        refs, luma=luma, cut_flag=lambda i: _cut_flag(small.get_frame(i), small.get_frame(i - 1)),
+        refs, luma=luma, cut_flag=lambda i: cut_flag(small.get_frame(i).props, small.get_frame(i - 1).props),
         size=(p.width, p.height), matrix=MATRIX_COEFFICIENTS[cm.matrix],
         scene_threshold=c.options.scene_threshold, upsample_radius=c.options.upsample_radius,
-        upsample_eps=c.options.upsample_eps, cache_size=processor.lumas.capacity)
+        upsample_eps=c.options.upsample_eps, saturation=c.options.saturation, cache_size=processor.auto.lumas.capacity)
     palette = propagator.classify()
     if palette:
         log.warning("%s: the references of frames %s do not match their frames' luma; they are used as palettes "
@@ -326,7 +323,7 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
     if references:
         attach_references(processor, references, work)
     else:
-        processor.lookahead = Lookahead()
+        processor.auto.lookahead = Lookahead()
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
         out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix
@@ -381,7 +378,7 @@ def colorize(
     :param tensorrt: ORT on CUDA: use the TensorRT provider (engines cached on disk).
     :param references: colour from keyframes: ``{frame: image}`` (a path, an RGB(A) array or a one-frame colour
         clip) or a folder of ``ref_NNNNNN.png``/``.jpg``; PNGs with alpha are strokes, filled along the luma.
-        Each shot takes its colour from its keyframes (see vs_colorgan.propagate and README, "Colour from
+        Each shot takes its colour from its keyframes (see vs_colorgan.reference.propagate and README, "Colour from
         keyframes"); None: automatic colour only.
     """
     try:
@@ -397,7 +394,7 @@ def colorize(
         config = read_config(path)
         size = config.render_size if render_size is None else render_size
         check_render_size(size, config.size_multiple)
-        colorizer = Colorizer(load_runner(settings, path), options)
+        colorizer = Colorizer(get_runner(settings, path), options)
         out, _ = build(clip, colorizer, render_size=size, matrix=matrix, references=refs)
         return out
     except ColorizeError as e:

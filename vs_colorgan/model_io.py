@@ -7,13 +7,14 @@ Files are written atomically (temporary file + rename), so a crash never leaves 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,7 +22,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .networks import GENERATORS, build_generator
+from .errors import ColorizeError
+from .networks import GENERATORS, PADDINGS, build_generator
 
 METADATA_KEY = "vs_colorgan"
 FORMAT_VERSION = 1
@@ -33,6 +35,21 @@ MIN_RENDER_SIZE = 64
 MAX_RENDER_SIZE = 2048
 MAX_WIDTH = 256  # generator base width: 64 is the paper's; 256 is already ~1 GB of fp32 weights
 MAX_ADAPT_BANK = 65536  # key features of an adapted model's gate (10 keys at 480p hold ~2,000)
+
+
+def check_render_size(render_size: object, multiple: int, *, name: str = "\"render_size\"") -> int:
+    """``render_size`` if it is a render size a model of size multiple ``multiple`` runs at: an integer multiple
+    of it between :data:`MIN_RENDER_SIZE` and :data:`MAX_RENDER_SIZE`; else :class:`ColorizeError` naming the
+    argument as ``name`` (``"--render-size"`` for a command line). The one rule of colorize and the tools.
+
+    >>> check_render_size(256, 16)
+    256
+    """
+    if isinstance(render_size, bool) or not isinstance(render_size, int) or render_size % multiple \
+            or not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
+        raise ColorizeError(f"{name} must be a multiple of {multiple} (the model's size multiple) "
+                            f"between {MIN_RENDER_SIZE} and {MAX_RENDER_SIZE}, not {render_size!r}")
+    return render_size
 
 
 # read once at import: os.umask can only be read by setting it, which is not thread-safe later on
@@ -59,6 +76,7 @@ class ModelConfig:
     confidence_tau: float = 0.0
     adapt_bank: int = 0  # "unet-adapted" (colorgan-adapt): keyframe features in the gate's bank
     adapt_encoder: bool = False  # "unet-adapted": its film decoder has its own (partly adapted) encoder
+    padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
     format_version: int = FORMAT_VERSION
 
     @property
@@ -155,6 +173,7 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "confidence": Rule(lambda v: isinstance(v, bool), "true or false"),
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
+    "padding": Rule(lambda v: isinstance(v, str) and v in PADDINGS, f"one of {list(PADDINGS)}"),
     # colorgan-adapt's models (arch "unet-adapted")
     "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
     "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
@@ -195,8 +214,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on any error remove the temporary file.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A hidden temporary beside ``path`` to write; renamed onto ``path`` (after an fsync) when the block ends,
+    removed when it raises (Ctrl-C and SIGTERM included), so ``path`` never exists half-written.
+
+    >>> with atomic_path("out/colour.mkv") as tmp:
+    ...     encode(tmp)
 
     The temporaries that killed earlier writers of ``path`` left are removed first
     (:func:`clear_stale_temporaries`)."""
@@ -204,18 +228,31 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     clear_stale_temporaries(path)  # what a killed earlier writer of this file left (e.g. colorgan-export, kill -9)
     # the pid in the name lets clear_stale_temporaries tell a killed writer's leftovers from a live one's
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
-        write(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         # mkstemp (and some writers, e.g. safetensors) leave 0600: make it an ordinary file for the umask
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """``path`` holds ``text`` in full or is left as it was (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig,
@@ -288,6 +325,14 @@ def resolve_generator_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def generator_for(cfg: ModelConfig) -> nn.Module:
+    """An untrained generator built as a file of config ``cfg`` is loaded: every field that shapes the network
+    (architecture, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
+    return build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
+                           confidence_tau=cfg.confidence_tau, padding=cfg.padding, adapt_bank=cfg.adapt_bank,
+                           adapt_encoder=cfg.adapt_encoder)
+
+
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Rebuild the generator stored in ``path`` (eval mode, on ``device``) and return it with its config.
 
@@ -303,9 +348,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         state = load_file(str(path), device="cpu")
     except Exception as e:
         raise ModelFileError(f"{path}: tensors unreadable, the file is truncated or damaged ({e})") from None
-    model = build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
-                            confidence_tau=cfg.confidence_tau, adapt_bank=cfg.adapt_bank,
-                            adapt_encoder=cfg.adapt_encoder)
+    model = generator_for(cfg)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

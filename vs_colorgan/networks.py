@@ -298,15 +298,46 @@ GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "
                                           "unet-adapted": AdaptedUNetGenerator}
 TRAINABLE = ("colorization-net", "unet")  # what colorgan-train builds; "unet-adapted" is made by colorgan-adapt
 
+# How the generators' convolutions pad their borders. "zeros" is torchvision's (and every file written before
+# the option existed). "reflect" is the bundled model's since issue 17: zero padding tells a network where the
+# frame's border is, and a stride-2 convolution over an even side pads the top and left edges only, so the
+# top-left corner is marked most strongly. Trained on photos whose tops are sky, a zero-padded U-Net learned
+# "colour by position" and painted a blob of rainbow hues into the top-left of any flat or smooth frame.
+# With reflected borders a constant input stays constant through every layer: no absolute position to learn.
+PADDINGS: tuple[str, ...] = ("zeros", "reflect")
+
+
+def set_padding(module: nn.Module, padding: str) -> nn.Module:
+    """Make every padded ``Conv2d`` in ``module`` pad its borders with ``padding`` (one of :data:`PADDINGS`).
+
+    Only the border values change, not the parameters, so a state dict loads into either form. Max pooling
+    keeps its -inf padding, which passes a constant through unchanged already.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; known: {list(PADDINGS)}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and any(m.padding):
+            m.padding_mode = padding
+    return module
+
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                    confidence_tau: float = 0.0, adapt_bank: int = 0, adapt_encoder: bool = False) -> nn.Module:
+                    confidence_tau: float = 0.0, padding: str = "zeros", adapt_bank: int = 0,
+                    adapt_encoder: bool = False) -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
-    calibration :func:`calibrate` applies in ``forward``. ``adapt_bank`` / ``adapt_encoder``: the size of an
-    ``unet-adapted`` generator's key-feature bank and whether its film decoder has its own encoder.
+    calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
+    (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder``: the size of an ``unet-adapted`` generator's
+    key-feature bank and whether its film decoder has its own encoder.
     """
+    return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
+                              confidence_tau=confidence_tau, padding=padding, adapt_bank=adapt_bank,
+                              adapt_encoder=adapt_encoder), padding)
+
+
+def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float, padding: str,
+           adapt_bank: int, adapt_encoder: bool) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if arch == "unet":
@@ -314,8 +345,9 @@ def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chr
     if arch == "unet-adapted":
         if adapt_bank < 1:
             raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
-        # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed here)
-        base, film = (build_generator("unet", width, confidence=confidence) for _ in range(2))
+        # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed
+        # here): the base's padding reaches both
+        base, film = (build_generator("unet", width, confidence=confidence, padding=padding) for _ in range(2))
         return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
                                     bank_size=adapt_bank, own_encoder=adapt_encoder)
     if confidence:

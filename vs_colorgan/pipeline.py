@@ -91,6 +91,20 @@ def render_luma(y: torch.Tensor) -> RenderLuma:
     return RenderLuma(l_norm, shrink(l_norm), shrink(y))
 
 
+def lab_to_cbcr(l_norm: torch.Tensor, ab_norm: torch.Tensor, kr: float, kb: float, *,
+                saturation: float = 1.0) -> torch.Tensor:
+    """The model's colour (``L_norm``, ``ab_norm``) -> Cb, Cr (1, 2, h, w) in [-0.5, 0.5] of the matrix (Kr, Kb),
+    with the ``saturation`` gain on ab: the one conversion of the automatic path and of the keyframe mode's
+    automatic fallback, so that the gain reaches both."""
+    if saturation == 0.0:  # exactly neutral: Lab -> RGB -> YCbCr of a=b=0 leaves ~1e-8 of rounding in Cb/Cr
+        return torch.zeros((1, 2, *l_norm.shape[-2:]), dtype=l_norm.dtype, device=l_norm.device)
+    if saturation != 1.0:
+        ab_norm = ab_norm * saturation
+    rgb = color.merge_lab(l_norm, ab_norm)  # sRGB in [0, 1]
+    _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
+    return torch.cat([cb, cr], dim=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ColorOptions:
     """The non-backend options of the colour path (see docs/filter.md for the choice of defaults)."""
@@ -173,15 +187,11 @@ class Colorizer:
     def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
         """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
-        sat = self.options.saturation
-        if sat == 0.0:  # exactly neutral: Lab -> RGB -> YCbCr of a=b=0 leaves ~1e-8 of rounding in Cb/Cr
+        if self.options.saturation == 0.0:  # gray: skip the upsampling of zeros
             return torch.zeros((1, 2, *guide.shape[-2:]), dtype=guide.dtype, device=guide.device)
-        if sat != 1.0:
-            ab_norm = ab_norm * sat
-        rgb = color.merge_lab(render.l_work, ab_norm)  # sRGB in [0, 1]
-        _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
+        cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
         # low-resolution guide: the luma the network saw (the same signal as the full-size guide)
-        cbcr = fast_guided_upsample(torch.cat([cb, cr], dim=1), render.y_work, guide,
+        cbcr = fast_guided_upsample(cbcr, render.y_work, guide,
                                     radius=self.options.upsample_radius, eps=self.options.upsample_eps)
         return limit_to_gamut(guide, cbcr, kr, kb)
 

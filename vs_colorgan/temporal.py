@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -50,6 +50,12 @@ class PredictionCache(Generic[V]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._values)
+
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value of ``key``, or None; computes nothing and leaves the LRU order as it is (the
+        keyframe mode restarts its anchor chain from the last anchor still cached)."""
+        with self._lock:
+            return self._values.get(key)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
         with self._lock:
@@ -85,6 +91,28 @@ def mean_abs_l_difference(l_norm_a: torch.Tensor, l_norm_b: torch.Tensor) -> flo
     return float((l_norm_a - l_norm_b).abs().mean()) * L_SCALE
 
 
+def cut_flag(newer: Mapping[str, Any], older: Mapping[str, Any]) -> bool | None:
+    """Whether the properties of two consecutive frames (``frame.props``) mark a scene cut between them
+    (``_SceneChangePrev`` of the newer, ``_SceneChangeNext`` of the older), or None when they say nothing."""
+    flags = []
+    if "_SceneChangePrev" in newer:
+        flags.append(bool(newer["_SceneChangePrev"]))
+    if "_SceneChangeNext" in older:
+        flags.append(bool(older["_SceneChangeNext"]))
+    return any(flags) if flags else None
+
+
+def scene_cut(flag: bool | None, lumas: Callable[[], tuple[torch.Tensor, torch.Tensor]], *,
+              scene_threshold: float) -> bool:
+    """The filter's one scene-cut rule, for the automatic path, the keyframe mode and ``colorgan-keyframes``:
+    the frame properties' ``flag`` (:func:`cut_flag`) when they say something, else a mean absolute L*
+    difference above ``scene_threshold`` between the ``L_norm`` of the newer and the older frame, which
+    ``lumas()`` returns (called only then: reading a frame's luma may cost a VapourSynth request)."""
+    if flag is not None:
+        return flag
+    return mean_abs_l_difference(*lumas()) > scene_threshold
+
+
 def window_length(l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | None], *,
                   scene_threshold: float) -> int:
     """How many frames of the window (newest first) belong to the current frame's scene.
@@ -92,12 +120,12 @@ def window_length(l_window: Sequence[torch.Tensor], cut_flags: Sequence[bool | N
     ``l_window[k]`` is ``L_norm`` of frame ``n - k``. ``cut_flags[k]`` says whether there is a cut between
     frames ``n - k - 1`` and ``n - k`` according to frame properties (``_SceneChangePrev`` /
     ``_SceneChangeNext``), or ``None`` when the frames carry no such property; then the cut is detected
-    here as a mean absolute L* difference above ``scene_threshold``. Returns a length in 1 .. len(l_window).
+    here as a mean absolute L* difference above ``scene_threshold`` (:func:`scene_cut`). Returns a length in
+    1 .. len(l_window).
     """
     for k in range(len(l_window) - 1):
         flag = cut_flags[k] if k < len(cut_flags) else None
-        cut = flag if flag is not None else mean_abs_l_difference(l_window[k], l_window[k + 1]) > scene_threshold
-        if cut:
+        if scene_cut(flag, lambda k=k: (l_window[k], l_window[k + 1]), scene_threshold=scene_threshold):
             return k + 1
     return len(l_window)
 

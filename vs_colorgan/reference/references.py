@@ -10,7 +10,7 @@ frame and the file):
   modes read, so existing reference folders work; ``colorgan-keyframes`` writes it).
 
 An image with an alpha channel that is not fully opaque is *partial*: only its painted pixels (alpha > 0)
-carry colour, and the rest of the keyframe's chroma is filled from them (:mod:`vs_colorgan.scribble`).
+carry colour, and the rest of the keyframe's chroma is filled from them (:mod:`vs_colorgan.reference.scribble`).
 Images of another size are resized to the clip's (area averaging when shrinking, bicubic when enlarging),
 as long as their aspect ratio is within :data:`ASPECT_TOLERANCE` of the clip's.
 
@@ -29,8 +29,9 @@ from typing import Any, Union
 import numpy as np
 import vapoursynth as vs
 
-from .errors import ColorizeError
-from .formats import default_matrix
+from ..errors import ColorizeError
+from ..formats import default_matrix
+from ..media import decode_image
 
 REF_NAME = re.compile(r"^ref_(\d+)\.(png|jpe?g)$", re.IGNORECASE)
 ASPECT_TOLERANCE = 0.05  # relative aspect-ratio difference still resized to fit (rounding of odd sizes, overscan)
@@ -64,21 +65,19 @@ class Reference:
 
 
 def read_image(path: Path, frame: int) -> np.ndarray:
-    """An image file -> (h, w, 3|4) float32 R'G'B'(A) in [0, 1]; raises ColorizeError when it cannot be used."""
-    import cv2  # the filter's dependency for flow; imported here so that listing the module stays cheap
-
+    """An image file -> (h, w, 3|4) float32 R'G'B'(A) in [0, 1]; raises ColorizeError when it cannot be used.
+    Decoded by :func:`vs_colorgan.media.decode_image`, which keeps alpha (strokes) and 16-bit samples."""
     where = f"\"references\": frame {frame} ({path})"
     if not Path(path).is_file():
         raise ColorizeError(f"{where}: no such file")
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps alpha and 16-bit samples
+    data = decode_image(path)
     if data is None:
         raise ColorizeError(f"{where}: cannot be read as an image (PNG or JPEG expected)")
     if data.ndim == 2 or data.shape[2] not in (3, 4):
         raise ColorizeError(f"{where}: is a single-channel (gray) image; a reference must be a colour image "
                             f"(RGB, or RGBA with strokes)")
     scale = 65535.0 if data.dtype == np.uint16 else 255.0
-    rgb = data[..., [2, 1, 0, 3][: data.shape[2]]]  # OpenCV reads BGR(A)
-    return rgb.astype(np.float32) / np.float32(scale)
+    return data.astype(np.float32) / np.float32(scale)
 
 
 def array_pixels(value: np.ndarray, where: str) -> np.ndarray:

@@ -55,41 +55,33 @@ def user_path(path: str | os.PathLike, script: str | os.PathLike | None) -> str:
     return str(p if p.is_absolute() else start_dir(script) / p)
 
 
-INT_OPTIONS = ("render_size", "temporal_radius", "upsample_radius", "matrix", "num_streams")
-FLOAT_OPTIONS = ("temporal_sigma", "scene_threshold", "upsample_eps")
-TEXT_OPTIONS = ("backend", "device")
-BOOL_OPTIONS = ("fp16", "tensorrt")
-PATH_OPTIONS = ("model", "references")
+def colorize_options(args: Mapping[str, Any], script: str | os.PathLike | None, name: str, *,
+                     own: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ``colorize`` keyword arguments among a script's ``vspipe -a key=value`` options, typed.
 
-
-def colorize_options(args: Mapping[str, Any], script: str | os.PathLike | None, name: str) -> dict[str, Any]:
-    """The ``colorize`` keyword arguments in a script's ``vspipe -a key=value`` globals, typed.
-
-    ``name`` (the script's file name) prefixes the error for a value that does not parse; colorize
-    validates the rest. Paths are resolved with :func:`user_path`.
+    ``args`` holds the ``-a`` options only (a script takes ``dict(globals())`` as its first statement, before
+    its own names exist; names starting with ``__`` are Python's and skipped). ``own`` are the script's own
+    keys (``src``), left to it. Every other key must be a colorize option (:mod:`vs_colorgan.render.options`):
+    an unknown one is an error, never ignored. ``name`` (the script's file name) prefixes the errors;
+    colorize validates the values further. Paths are resolved with :func:`user_path`.
     """
     import vapoursynth as vs
 
+    from .options import colorize_options as known
+
+    by_name = {o.name: o for o in known()}
     options: dict[str, Any] = {}
-    for key in (*INT_OPTIONS, *FLOAT_OPTIONS, *TEXT_OPTIONS, *BOOL_OPTIONS, *PATH_OPTIONS):
-        if key not in args:
+    for key, raw in args.items():
+        if key.startswith("__") or key in own:
             continue
-        raw = args[key]
+        option = by_name.get(key)
+        if option is None:
+            accepted = ", ".join((*own, *by_name))
+            raise vs.Error(f"{name}: unknown option -a {key}=; it takes {accepted} (colorize's options, docs/filter.md)")
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         try:
-            if key in INT_OPTIONS:
-                options[key] = int(text)
-            elif key in FLOAT_OPTIONS:
-                options[key] = float(text)
-            elif key in BOOL_OPTIONS:
-                if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(text)
-                options[key] = text.lower() in ("1", "true", "yes")
-            elif key in PATH_OPTIONS:
-                options[key] = user_path(text, script)
-            else:
-                options[key] = text
+            value = option.parse(text)
         except ValueError:
-            kind = "an integer" if key in INT_OPTIONS else "a number" if key in FLOAT_OPTIONS else "true or false"
-            raise vs.Error(f"{name}: -a {key}= must be {kind}, not {text!r}") from None
+            raise vs.Error(f"{name}: -a {key}= must be {option.expected}, not {text!r}") from None
+        options[key] = user_path(value, script) if option.kind == "path" else value
     return options

@@ -4,7 +4,7 @@ Writes the first frame of every shot (and, with ``--every N``, every N-th frame 
 ``ref_NNNNNN.png`` (three equal channels, so paint programs open it in RGB mode), and a contact sheet of them.
 Shots are found exactly as the filter finds them (:func:`scene_cuts`): ``_SceneChangePrev``/``_SceneChangeNext``
 frame properties where the source has them, else the mean absolute L* difference between consecutive frames on
-the filter's work grid (:func:`vs_colorgan.temporal.mean_abs_l_difference` on
+the filter's work grid (:func:`vs_colorgan.temporal.scene_cut` on
 :func:`vs_colorgan.pipeline.render_luma`) above ``--scene-threshold``.
 
     colorgan-keyframes film.mkv --out refs/            # then colour refs/ref_*.png, delete the ones not coloured
@@ -26,12 +26,13 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from .filter import _cut_flag
-from .formats import frame_range_is_full, luma_to_unit
-from .model_io import DEFAULT_MODEL, ModelFileError, read_config
-from .networks import LOG_VAR_RANGE
-from .pipeline import MAX_RENDER_SIZE, MIN_RENDER_SIZE, render_luma, render_shape
-from .temporal import mean_abs_l_difference
+from ..formats import frame_range_is_full, luma_to_unit
+from ..color import MATRIX_COEFFICIENTS
+from ..errors import ColorizeError
+from ..model_io import DEFAULT_MODEL, ModelFileError, check_render_size, read_config
+from ..networks import LOG_VAR_RANGE
+from ..pipeline import render_luma, render_shape
+from ..temporal import cut_flag, scene_cut
 
 log = logging.getLogger("vs_colorgan")
 SHEET_COLUMNS = 6
@@ -49,11 +50,8 @@ def scene_cuts(clip: vs.VideoNode, *, render_size: int, multiple: int, scene_thr
     for n, frame in enumerate(small.frames()):
         y = torch.from_numpy(np.array(frame[0], dtype=np.float32, copy=True))[None, None]
         l_work = render_luma(y).l_work
-        if prev_frame is None:
-            cut = True
-        else:
-            flag = _cut_flag(frame, prev_frame)
-            cut = flag if flag is not None else mean_abs_l_difference(l_work, prev_l) > scene_threshold
+        cut = prev_frame is None or scene_cut(cut_flag(frame.props, prev_frame.props), lambda: (l_work, prev_l),
+                                              scene_threshold=scene_threshold)
         yield n, cut
         prev_frame, prev_l = frame, l_work
 
@@ -76,7 +74,8 @@ def gray_image(frame: vs.VideoFrame) -> np.ndarray:
     if fmt.color_family == vs.RGB:  # the filter converts RGB to YUV with BT.709 (or matrix=)
         rgb = np.dstack([np.asarray(frame[p]) for p in range(3)]).astype(np.float32)
         scale = 1.0 if fmt.sample_type == vs.FLOAT else float((1 << fmt.bits_per_sample) - 1)
-        y = (0.2126 * rgb[..., 0] + 0.7152 * rgb[..., 1] + 0.0722 * rgb[..., 2]) / scale
+        kr, kb = MATRIX_COEFFICIENTS[1]  # BT.709
+        y = (kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]) / scale
     else:
         is_float = fmt.sample_type == vs.FLOAT
         y = luma_to_unit(np.asarray(frame[0]), bits=fmt.bits_per_sample, is_float=is_float,
@@ -144,7 +143,7 @@ def suggest_shots(clip: vs.VideoNode, model: Path, *, render_size: int, scene_th
                   count: int) -> list[tuple[int, float]]:
     """The ``count`` shots to paint next, as (first frame, unsureness), most unsure first: each shot scored on its
     first and middle frames by :func:`unsureness`."""
-    from .model_io import load_generator
+    from ..model_io import load_generator
 
     net, config = load_generator(model)
     starts = keyframe_numbers(clip, render_size=render_size, multiple=config.size_multiple,
@@ -212,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except ModelFileError as e:
         parser.error(f"--model: {e}")
     size = args.render_size or config.render_size
-    if size % config.size_multiple or not MIN_RENDER_SIZE <= size <= MAX_RENDER_SIZE:
-        parser.error(f"--render-size must be a multiple of {config.size_multiple} between {MIN_RENDER_SIZE} and "
-                     f"{MAX_RENDER_SIZE}, not {size}")
+    try:
+        check_render_size(size, config.size_multiple, name="--render-size")
+    except ColorizeError as e:
+        parser.error(str(e))
     if not args.video.is_file():
         parser.error(f"{args.video}: no such file")
     core = vs.core

@@ -1,0 +1,40 @@
+"""Synthetic smooth and flat frames: where a weak colourization model paints rainbows (issue 17).
+
+Plain walls, skies and out-of-focus backgrounds carry no texture for a network to recognise, so whatever
+it paints there comes from its priors; a network that knows where the frame's border is (zero padding)
+paints by position. These frames make that visible: ramps in all four directions, flat gray with film
+grain, mid-gray noise, a bright blur on dark, a bright sky over dark ground. Used by
+``tests/test_flat_frames.py`` (with :func:`vs_colorgan.evaluate.metrics.rainbow_share`) and
+``benchmarks/flat_frames.py`` (a contact sheet).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def flat_frames(width: int = 854, height: int = 480, seed: int = 0) -> dict[str, np.ndarray]:
+    """``name -> (height, width) uint8 luma`` of every synthetic frame."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0.0, 1.0, width)[None, :].repeat(height, 0)
+    y = np.linspace(0.0, 1.0, height)[:, None].repeat(width, 1)
+    yy, xx = np.mgrid[0:height, 0:width]
+
+    def ramp(t: np.ndarray) -> np.ndarray:
+        return 60 + 140 * t  # the issue's 60 -> 200
+
+    def grain(sigma: float) -> np.ndarray:
+        return rng.normal(0.0, sigma, (height, width))
+
+    blob = np.exp(-(((xx - 0.4 * width) / (0.18 * width)) ** 2 + ((yy - 0.45 * height) / (0.25 * height)) ** 2))
+    sky = np.where(y < 0.45, 190 + 25 * (0.45 - y), 55 + 20 * (y - 0.45)) + grain(2.0)
+    frames = {
+        "ramp left-right": ramp(x),
+        "ramp right-left": ramp(1 - x),
+        "ramp top-bottom": ramp(y),
+        "ramp bottom-top": ramp(1 - y),
+        "flat gray with grain": 128 + grain(4.0),
+        "mid-gray noise": 128 + grain(30.0),
+        "bright blur on dark": 25 + 200 * blob,
+        "bright sky over dark ground": sky,
+    }
+    return {k: np.clip(np.rint(v), 0, 255).astype(np.uint8) for k, v in frames.items()}
