@@ -47,12 +47,12 @@ def test_wheel_installs_no_top_level_tool_packages(tmp_path):
     (wheel,) = tmp_path.glob("vs_colorgan-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"vs_colorgan", wheel.name.split("-py3")[0] + ".dist-info"}
-    for module in ("training/cli.py", "training/gather.py", "export/cli.py", "evaluate/cli.py",
+    for module in ("training/cli.py", "training/gather.py", "training/adapt.py", "export/cli.py", "evaluate/cli.py",
                    "models/default.safetensors", "models/default.onnx"):
         assert f"vs_colorgan/{module}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for script in ("train", "gather", "calibrate", "export", "eval", "render"):
+    for script in ("train", "gather", "calibrate", "export", "eval", "render", "adapt"):
         assert f"colorgan-{script} = vs_colorgan." in text, script
 
 

@@ -76,7 +76,7 @@ GOOD = {"arch": "unet", "width": 8, "render_size": 128, "preset": "unet", "l_sca
     ({"render_size": 0}, "\"render_size\" must be an integer from 64 to 2048, not 0"),
     ({"render_size": 100000}, "\"render_size\" must be an integer from 64 to 2048, not 100000"),
     ({"render_size": 100}, "\"render_size\" must be a multiple of 32 (the unet generator's size multiple), not 100"),
-    ({"arch": ["unet"]}, "\"arch\" must be one of ['colorization-net', 'unet'], not ['unet']"),
+    ({"arch": ["unet"]}, "\"arch\" must be one of ['colorization-net', 'unet', 'unet-adapted'], not ['unet']"),
     ({"arch": "vit"}, "\"arch\" must be one of"),
     ({"l_scale": "NaN"}, "\"l_scale\" must be a number above 0"),
     ({"ab_scale": 0}, "\"ab_scale\" must be a number above 0"),

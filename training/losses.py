@@ -18,10 +18,13 @@ l1 = F.l1_loss
 mse = F.mse_loss
 
 
+HUBER_DELTA = 0.1  # the knee, in ab_norm (11 ab units)
+
+
 def huber(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Huber (smooth L1) with the knee at 0.1 ab_norm (11 ab units): quadratic for small errors, so the
     estimate leans toward the mean, linear for large ones, so outlier colours pull less than under MSE."""
-    return F.huber_loss(pred, target, delta=0.1)
+    return F.huber_loss(pred, target, delta=HUBER_DELTA)
 
 
 RECONSTRUCTION = {"l1": l1, "mse": mse, "huber": huber}

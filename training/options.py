@@ -28,7 +28,7 @@ class TrainOptions:
 
     # what to train
     preset: str = "unet"
-    arch: str = "unet"  # key of vs_colorgan.networks.GENERATORS
+    arch: str = "unet"  # one of vs_colorgan.networks.TRAINABLE
     width: int = 64  # generator (and discriminator) base width; 64 = paper / torchvision ResNet-18
     d_width: int = 64  # PatchGAN base width (paper: C64-C128-C256-C512)
     d_norm: str = "batch"  # "batch" (pix2pix) or "none" (WGAN-GP critic, Gulrajani et al. sec. 4)
@@ -193,13 +193,13 @@ def _scale_pretraining(raw: dict[str, Any], given: dict[str, Any]) -> None:
 
 def validate(opts: TrainOptions) -> None:
     """Raise ``ValueError`` naming the option, what is accepted and what was given."""
-    from vs_colorgan.networks import GENERATORS, PADDINGS
+    from vs_colorgan.networks import GENERATORS, PADDINGS, TRAINABLE
 
     def bad(name: str, accepted: str) -> None:
         raise ValueError(f"colorgan-train: \"{name}\" must be {accepted}, not {getattr(opts, name)!r}")
 
-    if opts.arch not in GENERATORS:
-        bad("arch", f"one of {sorted(GENERATORS)}")
+    if opts.arch not in TRAINABLE:
+        bad("arch", f"one of {sorted(TRAINABLE)}")
     if opts.padding not in PADDINGS:
         bad("padding", f"one of {list(PADDINGS)}")
     if opts.pretrain_loss not in RECON_LOSSES:

@@ -38,9 +38,11 @@ def missing_extra_message(prog: str, extra: str, modules: list[str]) -> str:
             f"pip install 'vs_colorgan[{extra}]' (in a clone: pip install -e '.[{extra}]')")
 
 
-def launch(prog: str, target: str, extra: str, argv: list[str] | None = None) -> int:
-    """Run ``target`` (``"module:function"``) as ``prog`` once the ``extra``'s modules are present."""
-    missing = [m for m in EXTRAS[extra] if _missing(m)]
+def launch(prog: str, target: str, extra: str | None, argv: list[str] | None = None) -> int:
+    """Run ``target`` (``"module:function"``) as ``prog`` once the ``extra``'s modules are present (None: a tool
+    that needs no extra)."""
+    needed = EXTRAS[extra] if extra is not None else ()
+    missing = [m for m in needed if _missing(m)]
     if missing:
         print(missing_extra_message(prog, extra, missing), file=sys.stderr)
         return 2
@@ -50,7 +52,7 @@ def launch(prog: str, target: str, extra: str, argv: list[str] | None = None) ->
         result = main(argv) if argv is not None else main()
     except ModuleNotFoundError as e:
         top = (e.name or "").partition(".")[0]
-        if top not in EXTRAS[extra]:
+        if extra is None or top not in EXTRAS[extra]:
             raise
         print(missing_extra_message(prog, extra, [top]), file=sys.stderr)
         return 2
@@ -76,3 +78,8 @@ def export(argv: list[str] | None = None) -> int:
 
 def evaluate(argv: list[str] | None = None) -> int:
     return launch("colorgan-eval", "vs_colorgan.evaluate.cli:main", "eval", argv)
+
+
+def adapt(argv: list[str] | None = None) -> int:
+    # needs only the filter's own dependencies (torch, torchvision, OpenCV, VapourSynth): no extra
+    return launch("colorgan-adapt", "vs_colorgan.training.adapt:main", None, argv)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ DEFAULT_ONNX = DEFAULT_MODEL.with_suffix(".onnx")
 MIN_RENDER_SIZE = 64
 MAX_RENDER_SIZE = 2048
 MAX_WIDTH = 256  # generator base width: 64 is the paper's; 256 is already ~1 GB of fp32 weights
+MAX_ADAPT_BANK = 65536  # key features of an adapted model's gate (10 keys at 480p hold ~2,000)
 
 
 def check_render_size(render_size: object, multiple: int, *, name: str = "\"render_size\"") -> int:
@@ -73,6 +74,8 @@ class ModelConfig:
     confidence: bool = False  # U-Net with a confidence head (3rd output channel), see networks.calibrate
     chroma_gain: float = 1.0  # calibration applied in the network's forward (fitted on validation photos)
     confidence_tau: float = 0.0
+    adapt_bank: int = 0  # "unet-adapted" (colorgan-adapt): keyframe features in the gate's bank
+    adapt_encoder: bool = False  # "unet-adapted": its film decoder has its own (partly adapted) encoder
     padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
     format_version: int = FORMAT_VERSION
 
@@ -117,6 +120,9 @@ class ModelConfig:
         # fields that another version of this table knows but this ModelConfig does not hold yet are dropped
         names = {f.name for f in dataclasses.fields(cls)}
         cfg = cls(**{k: v for k, v in values.items() if k in names})
+        if (cfg.arch == "unet-adapted") != (cfg.adapt_bank > 0):
+            raise ModelFileError(f"{source}: metadata \"adapt_bank\" must be at least 1 for an \"unet-adapted\" "
+                                 f"generator and 0 for any other, not {cfg.adapt_bank} (arch {cfg.arch!r})")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
@@ -168,6 +174,9 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
     "padding": Rule(lambda v: isinstance(v, str) and v in PADDINGS, f"one of {list(PADDINGS)}"),
+    # colorgan-adapt's models (arch "unet-adapted")
+    "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
+    "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -246,12 +255,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig) -> None:
-    """Write ``model``'s weights and ``config`` to a ``.safetensors`` file, atomically."""
+def save_generator(path: str | os.PathLike, model: nn.Module, config: ModelConfig,
+                   metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``model``'s weights and ``config`` to a ``.safetensors`` file, atomically.
+
+    ``metadata``: more header entries (string values) beside :data:`METADATA_KEY`, e.g. what ``colorgan-adapt``
+    records of its base model; readers of the model ignore them."""
     from safetensors.torch import save_file
 
+    extra = dict(metadata or {})
+    if METADATA_KEY in extra:
+        raise ValueError(f"save_generator: metadata must not hold {METADATA_KEY!r}, the config's own key")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={METADATA_KEY: config.to_json()}))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={**extra, METADATA_KEY: config.to_json()}))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """All header entries of a ``.safetensors`` generator file (the config's JSON and any others)."""
+    path = Path(path)
+    _check_file(path)
+    return _safetensors_metadata(path)
 
 
 def _check_file(path: Path) -> None:
@@ -302,6 +325,14 @@ def resolve_generator_path(path: str | os.PathLike) -> Path:
     return path
 
 
+def generator_for(cfg: ModelConfig) -> nn.Module:
+    """An untrained generator built as a file of config ``cfg`` is loaded: every field that shapes the network
+    (architecture, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
+    return build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
+                           confidence_tau=cfg.confidence_tau, padding=cfg.padding, adapt_bank=cfg.adapt_bank,
+                           adapt_encoder=cfg.adapt_encoder)
+
+
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Rebuild the generator stored in ``path`` (eval mode, on ``device``) and return it with its config.
 
@@ -317,8 +348,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         state = load_file(str(path), device="cpu")
     except Exception as e:
         raise ModelFileError(f"{path}: tensors unreadable, the file is truncated or damaged ({e})") from None
-    model = build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
-                            confidence_tau=cfg.confidence_tau, padding=cfg.padding)
+    model = generator_for(cfg)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -175,7 +176,12 @@ class UNetGenerator(nn.Module):
 
     def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Uncalibrated ``(ab_norm, log_var)``; ``log_var`` (N, 1, H, W) is None without a confidence head."""
-        stem, f1, f2, f3, f4 = self.encoder(l_norm)
+        return self.decode(self.encoder(l_norm), l_norm)
+
+    def decode(self, features: list[torch.Tensor], l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s
+        pair."""
+        stem, f1, f2, f3, f4 = features
         x = self.up4(f4, f3)
         x = self.up3(x, f2)
         x = self.up2(x, f1)
@@ -225,7 +231,72 @@ class PatchDiscriminator(nn.Module):
         return self.net(lab_norm)
 
 
-GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator}
+class AdaptedUNetGenerator(nn.Module):
+    """A U-Net fine-tuned on one film's painted keyframes (``colorgan-adapt``), used only where the picture looks
+    like them.
+
+    ``base`` is the generator it started from, ``film`` its adapted decoder (with its own encoder when the
+    adaptation trained encoder stages, else it reads ``base``'s features). Per pixel the output is
+    ``base + g * (film - base)``: the gate ``g`` in [0, 1] is how close the deepest encoder features (1/32 scale,
+    ``base.encoder``) come to a bank of the keyframes' features (cosine similarity, the nearest of ``bank``),
+    mapped linearly from ``gate_low`` (0) to ``gate_high`` (1) and upsampled bilinearly. Content no key showed
+    keeps the base model's colour: the "do no harm" of issue 16, a nearest-neighbour novelty test on deep
+    features (as in e.g. Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples").
+    The base's calibration (:func:`calibrate`) applies to the base's output; the adapted decoder's output is
+    scaled by ``film_gain``. :meth:`distribution` blends the raw outputs (the confidence channel included).
+    """
+
+    size_multiple = 32
+
+    def __init__(self, base: UNetGenerator, film: UNetGenerator, *, chroma_gain: float = 1.0,
+                 confidence_tau: float = 0.0, bank_size: int = 1, own_encoder: bool = False) -> None:
+        """``base`` and ``film``: two U-Nets of one architecture, built by :func:`build_generator` (so every
+        setting of the base's config reaches both), their own calibration unused."""
+        super().__init__()
+        self.confidence = base.confidence
+        self.chroma_gain = float(chroma_gain)
+        self.confidence_tau = float(confidence_tau)
+        self.own_encoder = bool(own_encoder)
+        self.base = base
+        self.film = film
+        if not self.own_encoder:
+            del self.film.encoder  # it reads base's features: no copy in the file
+        deep = base.encoder.channels[-1]
+        self.register_buffer("bank", torch.zeros(bank_size, deep))  # unit vectors, (K, channels of layer4)
+        self.register_buffer("gate_low", torch.tensor(0.8))
+        self.register_buffer("gate_high", torch.tensor(0.9))
+        # the adapted decoder's chroma gain: it learnt the film's painted colour directly, so the base's
+        # calibration (a shrinkage for what the base does not know) need not apply to it
+        self.register_buffer("film_gain", torch.tensor(float(chroma_gain)))
+
+    def gate(self, deep: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """(N, 1, H, W) in [0, 1]: the nearest key feature's cosine similarity, mapped and upsampled."""
+        f = deep / deep.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        sim = F.conv2d(f, self.bank[:, :, None, None]).amax(dim=1, keepdim=True)  # 1x1 conv = dot with every key
+        g = ((sim - self.gate_low) / (self.gate_high - self.gate_low).clamp_min(1e-6)).clamp(0.0, 1.0)
+        return F.interpolate(g, size=size, mode="bilinear", align_corners=False)
+
+    def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.base.encoder(l_norm)
+        ab0, lv0 = self.base.decode(features, l_norm)
+        ab1, lv1 = self.film.decode(self.film.encoder(l_norm) if self.own_encoder else features, l_norm)
+        g = self.gate(features[4], l_norm.shape[-2:])
+        ab = ab0 + g * (ab1 - ab0)
+        lv = None if lv0 is None or lv1 is None else lv0 + g * (lv1 - lv0)
+        return ab, lv
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """``base`` (calibrated) where the gate is 0, the adapted decoder times ``film_gain`` where it is 1."""
+        features = self.base.encoder(l_norm)
+        ab0, lv0 = self.base.decode(features, l_norm)
+        ab1, _ = self.film.decode(self.film.encoder(l_norm) if self.own_encoder else features, l_norm)
+        base = calibrate(ab0, lv0, self.chroma_gain, self.confidence_tau)
+        return base + self.gate(features[4], l_norm.shape[-2:]) * (ab1 * self.film_gain - base)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator,
+                                          "unet-adapted": AdaptedUNetGenerator}
+TRAINABLE = ("colorization-net", "unet")  # what colorgan-train builds; "unet-adapted" is made by colorgan-adapt
 
 # How the generators' convolutions pad their borders. "zeros" is torchvision's (and every file written before
 # the option existed). "reflect" is the bundled model's since issue 17: zero padding tells a network where the
@@ -251,22 +322,34 @@ def set_padding(module: nn.Module, padding: str) -> nn.Module:
 
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                    confidence_tau: float = 0.0, padding: str = "zeros") -> nn.Module:
+                    confidence_tau: float = 0.0, padding: str = "zeros", adapt_bank: int = 0,
+                    adapt_encoder: bool = False) -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
     calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
-    (:func:`set_padding`).
+    (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder``: the size of an ``unet-adapted`` generator's
+    key-feature bank and whether its film decoder has its own encoder.
     """
     return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
-                              confidence_tau=confidence_tau), padding)
+                              confidence_tau=confidence_tau, padding=padding, adapt_bank=adapt_bank,
+                              adapt_encoder=adapt_encoder), padding)
 
 
-def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float) -> nn.Module:
+def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float, padding: str,
+           adapt_bank: int, adapt_encoder: bool) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if arch == "unet":
         return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau)
+    if arch == "unet-adapted":
+        if adapt_bank < 1:
+            raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
+        # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed
+        # here): the base's padding reaches both
+        base, film = (build_generator("unet", width, confidence=confidence, padding=padding) for _ in range(2))
+        return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
+                                    bank_size=adapt_bank, own_encoder=adapt_encoder)
     if confidence:
         raise ValueError(f"a confidence head exists for the 'unet' generator only, not {arch!r}")
     return GENERATORS[arch](width, chroma_gain=chroma_gain)

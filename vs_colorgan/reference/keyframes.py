@@ -9,6 +9,7 @@ the filter's work grid (:func:`vs_colorgan.temporal.scene_cut` on
 
     colorgan-keyframes film.mkv --out refs/            # then colour refs/ref_*.png, delete the ones not coloured
     colorgan-keyframes film.mkv --out refs/ --every 120
+    colorgan-keyframes film.mkv --out next/ --suggest 5 --model film.safetensors   # after colorgan-adapt: paint next
 
 Nothing goes to stdout but the summary line; progress and problems go to stderr.
 """
@@ -29,6 +30,7 @@ from ..formats import frame_range_is_full, luma_to_unit
 from ..color import MATRIX_COEFFICIENTS
 from ..errors import ColorizeError
 from ..model_io import DEFAULT_MODEL, ModelFileError, check_render_size, read_config
+from ..networks import LOG_VAR_RANGE
 from ..pipeline import render_luma, render_shape
 from ..temporal import cut_flag, scene_cut
 
@@ -41,8 +43,7 @@ SHEET_PAGE = 60  # thumbnails per sheet
 def scene_cuts(clip: vs.VideoNode, *, render_size: int, multiple: int, scene_threshold: float) -> Iterator[tuple[int, bool]]:
     """(n, cut before n) for every frame of ``clip`` (frame 0 counts as a cut), as the filter decides them."""
     core = vs.core
-    luma = core.std.ShufflePlanes(clip, 0, vs.GRAY) if clip.format.color_family != vs.RGB else \
-        core.resize.Point(clip, format=vs.GRAYS, matrix=1)
+    luma = core_luma(clip)
     rw, rh = render_shape(clip.width, clip.height, render_size, multiple)
     small = core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)  # what filter.build feeds stage 1
     prev_frame, prev_l = None, None
@@ -126,6 +127,65 @@ def export_keyframes(clip: vs.VideoNode, out: Path, *, render_size: int, multipl
     return keys
 
 
+@torch.no_grad()
+def unsureness(net: torch.nn.Module, arch: str, l_norm: torch.Tensor) -> float:
+    """How little the model knows this picture, in [0, 1] for an adapted model (the share of the picture its
+    gate gives to the base model: unlike every painted key), else the mean predicted ab error (confidence
+    head, ab_norm units; 0 for a model without one)."""
+    if arch == "unet-adapted":
+        return float(1.0 - net.gate(net.base.encoder(l_norm)[4], l_norm.shape[-2:]).mean())
+    distribution = getattr(net, "distribution", None)
+    log_var = distribution(l_norm)[1] if distribution is not None else None
+    return 0.0 if log_var is None else float(log_var.clamp(*LOG_VAR_RANGE).exp().sqrt().mean())
+
+
+def suggest_shots(clip: vs.VideoNode, model: Path, *, render_size: int, scene_threshold: float,
+                  count: int) -> list[tuple[int, float]]:
+    """The ``count`` shots to paint next, as (first frame, unsureness), most unsure first: each shot scored on its
+    first and middle frames by :func:`unsureness`."""
+    from ..model_io import load_generator
+
+    net, config = load_generator(model)
+    starts = keyframe_numbers(clip, render_size=render_size, multiple=config.size_multiple,
+                              scene_threshold=scene_threshold)
+    luma = core_luma(clip)
+    rw, rh = render_shape(clip.width, clip.height, render_size, config.size_multiple)
+    small = vs.core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)
+    ends = starts[1:] + [clip.num_frames]
+    scores = []
+    for start, end in zip(starts, ends, strict=True):
+        frames = sorted({start, (start + end - 1) // 2})
+        values = []
+        for n in frames:
+            y = torch.from_numpy(np.array(small.get_frame(n)[0], dtype=np.float32, copy=True))[None, None]
+            values.append(unsureness(net, config.arch, render_luma(y).l_norm))
+        scores.append((start, float(np.mean(values))))
+    return sorted(scores, key=lambda s: (-s[1], s[0]))[:count]
+
+
+def core_luma(clip: vs.VideoNode) -> vs.VideoNode:
+    """The luma plane the filter reads (RGB: BT.709 Y')."""
+    core = vs.core
+    return core.std.ShufflePlanes(clip, 0, vs.GRAY) if clip.format.color_family != vs.RGB else \
+        core.resize.Point(clip, format=vs.GRAYS, matrix=1)
+
+
+def write_suggestions(clip: vs.VideoNode, out: Path, suggestions: list[tuple[int, float]]) -> list[Path]:
+    """The suggested shots' first frames as gray ``ref_NNNNNN.png`` (never over an existing one: it may be
+    painted already) and ``suggested.txt`` (frame, unsureness), most unsure first."""
+    import cv2
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for n, _ in suggestions:
+        path = out / f"ref_{n:06d}.png"
+        if not path.exists() and not path.with_suffix(".jpg").exists():
+            cv2.imwrite(str(path), gray_image(clip.get_frame(n)))
+            written.append(path)
+    (out / "suggested.txt").write_text("".join(f"{n} {score:.4f}\n" for n, score in suggestions))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="colorgan-keyframes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                         help="the generator colorize will use (its render size sets the detection grid)")
     parser.add_argument("--render-size", type=int, default=None, help="colorize's render_size, if you set one")
+    parser.add_argument("--suggest", type=int, default=None, metavar="N",
+                        help="only the N shots --model is least sure of (an adapted model: least like its painted "
+                             "keys); existing ref files are kept")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     if args.every is not None and args.every < 1:
@@ -161,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         clip = core.bs.VideoSource(str(args.video))
     except vs.Error as e:
         parser.error(f"{args.video}: cannot be read: {e}")
+    if args.suggest is not None:
+        if args.suggest < 1:
+            parser.error(f"--suggest must be a positive number of shots, not {args.suggest}")
+        suggestions = suggest_shots(clip, args.model, render_size=size, scene_threshold=args.scene_threshold,
+                                    count=args.suggest)
+        written = write_suggestions(clip, args.out, suggestions)
+        print(f"paint next: {', '.join(f'{n} ({score:.2f})' for n, score in suggestions)} (frame (unsureness), "
+              f"{args.out / 'suggested.txt'}); {len(written)} new gray ref files in {args.out}")
+        return 0
     keys = export_keyframes(clip, args.out, render_size=size, multiple=config.size_multiple,
                             scene_threshold=args.scene_threshold, every=args.every)
     print(f"{len(keys)} keyframes of {clip.num_frames} frames written to {args.out}: colour them (or paint strokes "

@@ -1,6 +1,6 @@
 """``colorgan-render``: one command from a black-and-white film to a colourized one.
 
-    colorgan-render INPUT OUTPUT [--model M] [--references DIR] [--start N --end M] [--codec h264|h265|ffv1]
+    colorgan-render INPUT OUTPUT [--model M] [--references DIR [--adapt]] [--start N --end M] [--codec h264|h265|ffv1]
                     [--crf N] [--preset P] [colorize options: --render-size, --temporal-radius, --backend ...]
                     [--workers N | --cluster ADDRESS] [--chunk-frames K] [--allow-mixed-hardware]
 
@@ -21,6 +21,9 @@ codec (FFV1) the decoded chunks concatenate to the decoded whole exactly. Each c
 timestamp 0, has only intra frames (FFV1) or starts with a key frame (H.264/H.265), and records its first
 source frame in the container metadata (``vs_colorgan_start``), so chunks can be remuxed into one file.
 
+``--adapt`` first fine-tunes the model on the ``--references`` keyframes (``colorgan-adapt``, through its
+console-script wrapper), keeps the result as ``OUTPUT.adapted.safetensors`` and renders with it.
+
 ``--workers N`` / ``--cluster ADDRESS`` render the film in chunks on Ray (:mod:`vs_colorgan.render.cluster`), each
 chunk through :func:`vs_colorgan.render.job.render_range`, and stitch them; FFV1 output equals the single render's byte for byte.
 
@@ -33,7 +36,7 @@ import sys
 from pathlib import Path
 
 from ..model_io import atomic_path, clear_stale_temporaries
-from .arguments import PROG, RenderError, Terminated, frame_number, terminated_on_signals
+from .arguments import PROG, RenderError, Terminated, check_references, frame_number, terminated_on_signals
 from .cluster import add_arguments as add_cluster_arguments
 from .encode import CODECS, write
 from .job import prepare
@@ -59,8 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
     add_colorize_arguments(ap, help_override={
         "model": "generator .safetensors or .onnx (default: the bundled model)",
         "references": "folder of colour reference images, passed to colorize(references=...)"})
+    g = ap.add_argument_group("adapting the model first (colorgan-adapt)")
+    g.add_argument("--adapt", action="store_true",
+                   help="first fine-tune the model on the --references keyframes (colorgan-adapt), kept as "
+                        "OUTPUT.adapted.safetensors, then render with it")
+    g.add_argument("--adapt-steps", type=int, default=None, help="--adapt: colorgan-adapt's --steps")
     add_cluster_arguments(ap)
     return ap
+
+
+def adapted_path(output: Path) -> Path:
+    """Where ``--adapt`` keeps the adapted model: next to OUTPUT, for reuse with ``--model``."""
+    return output.with_name(output.name + ".adapted.safetensors")
+
+
+def adapt_first(args: argparse.Namespace) -> int:
+    """``--adapt``: run ``colorgan-adapt`` (through its console-script wrapper: the filter package does not import
+    the training tools) and point ``args.model`` at its result; returns its exit status."""
+    from ..entry_points import adapt
+
+    if args.references is None:
+        raise RenderError("--adapt needs --references DIR (the painted keyframes to adapt to)")
+    check_references(args.references)
+    out = adapted_path(args.output)
+    argv = [str(args.input), "--references", str(args.references), "--out", str(out)]
+    argv += ["--base", str(args.model)] if args.model is not None else []
+    argv += ["--steps", str(args.adapt_steps)] if args.adapt_steps is not None else []
+    argv += ["--device", args.device] + (["-q"] if args.quiet else [])
+    status = adapt(argv)
+    if status == 0:
+        args.model = out
+        print(f"{PROG}: rendering with the adapted model {out} (reuse it with --model)", file=sys.stderr)
+    return status
 
 
 def render(args: argparse.Namespace) -> int:
@@ -77,6 +110,8 @@ def render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.adapt and (status := adapt_first(args)) != 0:
+            return status
         if args.workers is not None or args.cluster is not None:
             from .cluster import render_cluster
 
