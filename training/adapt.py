@@ -140,11 +140,17 @@ def val_masks(keys: list, fraction: float, generator: torch.Generator) -> list[t
     return masks
 
 
+# pictures the network sees are at least this many size multiples a side: reflect padding (issue 17) needs the
+# deepest feature map (1/32 scale) to be 2 px or more, as the filter's smallest render size (64) gives it
+MIN_SIDE = 2
+
+
 def crop_side(keys: list, opts: AdaptOptions, prepared: int, render_size: int, multiple: int) -> int:
-    """The batch's crop side: ``opts.crop``, or less where the smallest key at the smallest scale is smaller."""
+    """The batch's crop side: ``opts.crop``, or less where the smallest key at the smallest scale is smaller;
+    never below :data:`MIN_SIDE` multiples (a reflect-padded network's deepest map must be 2 px or more)."""
     factor = min(1.0, min(opts.scale_range) * render_size / prepared)
     smallest = min(min(k.weight.shape[-2:]) for k in keys)
-    return max(multiple, min(opts.crop, int(smallest * factor) // multiple * multiple))
+    return max(MIN_SIDE * multiple, min(opts.crop, int(smallest * factor) // multiple * multiple))
 
 
 def sample_batch(keys: list, train_weights: list[torch.Tensor], opts: AdaptOptions, prepared: int,
@@ -346,7 +352,7 @@ def key_bank(base: nn.Module, keys: list, factor: float) -> torch.Tensor:
         views = [l_norm]
         if factor < 1.0:
             h, w = l_norm.shape[-2:]
-            size = (max(32, round(h * factor / 32) * 32), max(32, round(w * factor / 32) * 32))
+            size = (max(MIN_SIDE * 32, round(h * factor / 32) * 32), max(MIN_SIDE * 32, round(w * factor / 32) * 32))
             views.append(F.interpolate(l_norm, size=size, mode="bilinear", align_corners=False, antialias=True))
         for v in views:
             deep = base.encoder(v)[4][0].flatten(1).T  # (positions, C)
@@ -381,8 +387,8 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--steps must be a positive integer, not {o.steps!r}")
     if not (isinstance(o.batch_size, int) and o.batch_size >= 1):
         raise AdaptError(f"--batch-size must be a positive integer, not {o.batch_size!r}")
-    if not (isinstance(o.crop, int) and o.crop >= 32):
-        raise AdaptError(f"--crop must be an integer of at least 32, not {o.crop!r}")
+    if not (isinstance(o.crop, int) and o.crop >= MIN_SIDE * 32):
+        raise AdaptError(f"--crop must be an integer of at least {MIN_SIDE * 32}, not {o.crop!r}")
     if not (o.lr > 0 and math.isfinite(o.lr)):
         raise AdaptError(f"--lr must be a positive number, not {o.lr!r}")
     if not (o.l2sp >= 0 and math.isfinite(o.l2sp)):
