@@ -40,7 +40,7 @@ from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
-from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
+from .upsample import fast_guided_upsample, integer_luma_to_chroma_grid, limit_to_gamut, luma_to_chroma_grid
 
 
 
@@ -155,9 +155,16 @@ class Colorizer:
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
                    chroma_location: int = 0) -> torch.Tensor:
         """A frame's full-resolution luma plane (H, W) as stored -> Y' on the chroma grid (1, 1, Hc, Wc)."""
-        # the reduction is linear and normalised: run it on the raw samples, scale the smaller result
-        y = luma_to_chroma_grid(plane_to_tensor(luma_plane, device=self.device), subsampling_w=subsampling_w,
-                                subsampling_h=subsampling_h, chroma_location=chroma_location)
+        # the reduction is linear and normalised: run it on the raw samples, scale the smaller result; integer
+        # planes summed as stored where that form applies (the same values, one read of the plane)
+        y = None
+        if isinstance(luma_plane, np.ndarray) and not is_float:
+            y = integer_luma_to_chroma_grid(luma_plane, subsampling_w=subsampling_w, subsampling_h=subsampling_h,
+                                            chroma_location=chroma_location)
+        if y is None:
+            y = luma_to_chroma_grid(plane_to_tensor(luma_plane), subsampling_w=subsampling_w,
+                                    subsampling_h=subsampling_h, chroma_location=chroma_location)
+        y = y.to(self.device)
         y = code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
         # non-finite float samples: see preprocess (integer planes cannot hold them: no cost there)
         return torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0) if is_float else y

@@ -13,6 +13,7 @@ respecting ``_ChromaLocation`` (:func:`luma_to_chroma_grid`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -142,6 +143,57 @@ def luma_to_chroma_grid(y: torch.Tensor, *, subsampling_w: int = 0, subsampling_
     # vertical first: whole rows at a time on the full plane, the strided horizontal pass on half of it
     y = _reduce_axis(y, 1 << subsampling_h, vertical, 2)
     return _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
+
+
+def _sum_pairs(x: np.ndarray, siting: str, axis: int, wide: type) -> tuple[np.ndarray, int] | None:
+    """The integer form of :func:`_reduce_axis` for factor 2 on an even axis: (sums in ``wide``, weight), the
+    reduced samples being ``sums / weight``; None for an odd length."""
+    n = x.shape[axis]
+    if n % 2:
+        return None
+    even, odd = (x[::2], x[1::2]) if axis == 0 else (x[:, ::2], x[:, 1::2])
+    if siting == "center":
+        return np.add(even, odd, dtype=wide), 2
+    mid, side = (even, odd) if siting == "cosited" else (odd, even)
+    out = side.astype(wide)  # side + its neighbour + 2 mid: the weights of (a + c) / 4 + b / 2
+    pick = (lambda i: np.s_[i]) if axis == 0 else (lambda i: np.s_[:, i])
+    if siting == "cosited":  # as _reduce_axis: odd[i - 1] with odd[-1] := even[0]
+        out[pick(np.s_[1:])] += side[pick(np.s_[:-1])]
+        out[pick(np.s_[0:1])] += mid[pick(np.s_[0:1])]
+    else:  # even[i + 1] with even[n] := odd[n - 1]
+        out[pick(np.s_[:-1])] += side[pick(np.s_[1:])]
+        out[pick(np.s_[-1:])] += mid[pick(np.s_[-1:])]
+    out += mid
+    out += mid
+    return out, 4
+
+
+def integer_luma_to_chroma_grid(plane: np.ndarray, *, subsampling_w: int = 0, subsampling_h: int = 0,
+                                chroma_location: int = 0) -> torch.Tensor | None:
+    """:func:`luma_to_chroma_grid` of an integer plane (H, W) as stored (uint8 or uint16), summed in integers:
+    the same float32 values bit for bit, or None where this form does not apply (4:1:1, odd sizes, other
+    sample types): then use the float path.
+
+    Why: the float path first converts the whole plane to float32 (1080p: 8 MB written and read again
+    twice); here the plane is read as stored and only the sums on the chroma grid become float. Exact: the
+    float path's samples are sums of at most 8 samples times 1/2, 1/4 or 1/8, below 2^20, which float32
+    holds exactly, so ``sums * (1 / weight)`` is the same number.
+    """
+    if plane.dtype not in (np.uint8, np.uint16) or subsampling_w > 1 or subsampling_h > 1 \
+            or not (subsampling_w or subsampling_h):  # 4:4:4: nothing to reduce, the float path is the copy
+        return None
+    horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
+    wide = np.uint16 if plane.dtype == np.uint8 else np.uint32  # room for 8 samples: 8 * 255, 8 * 65535
+    x, weight = plane, 1
+    if subsampling_h:
+        if (step := _sum_pairs(x, vertical, 0, wide)) is None:
+            return None
+        x, weight = step[0], weight * step[1]
+    if subsampling_w:
+        if (step := _sum_pairs(x, horizontal, 1, wide)) is None:
+            return None
+        x, weight = step[0], weight * step[1]
+    return torch.from_numpy(x.astype(np.float32)).mul_(1.0 / weight)[None, None]
 
 
 def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
