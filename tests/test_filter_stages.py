@@ -17,6 +17,7 @@ from vs_colorgan.formats import (
     default_matrix,
     frame_range_is_full,
     luma_to_unit,
+    plane_to_tensor,
     quantize_chroma,
     resolve_colorimetry,
 )
@@ -24,7 +25,13 @@ from vs_colorgan.errors import ColorizeError
 from vs_colorgan.pipeline import render_shape
 from vs_colorgan.temporal import PredictionCache, combine, mean_abs_l_difference, window_length
 from vs_colorgan.color import MATRIX_COEFFICIENTS, ycbcr_to_rgb
-from vs_colorgan.upsample import box_mean, fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
+from vs_colorgan.upsample import (
+    box_mean,
+    fast_guided_upsample,
+    integer_luma_to_chroma_grid,
+    limit_to_gamut,
+    luma_to_chroma_grid,
+)
 
 torch.set_num_threads(1)
 core = vs.core
@@ -110,6 +117,25 @@ def test_chroma_grid_siting() -> None:
     assert torch.allclose(bottom[0, 0, :-1, 0], torch.arange(1, h - 1, 2, dtype=torch.float32))
     assert luma_to_chroma_grid(ramp, subsampling_w=2, subsampling_h=2).shape == (1, 1, 2, 4)
     assert luma_to_chroma_grid(ramp).shape == ramp.shape
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 1023), (np.uint16, 65535)])
+def test_integer_chroma_grid_equals_the_float_path(dtype, top) -> None:
+    # the integer sums give the float path's float32 values bit for bit, for every siting and subsampling it
+    # takes; the forms it does not take (odd sizes, 4:1:1, 4:4:4) are declined, not approximated
+    rng = np.random.default_rng(3)
+    for h, w in ((8, 12), (6, 10)):
+        plane = rng.integers(0, top + 1, (h, w)).astype(dtype)
+        for ss_w, ss_h in ((1, 1), (1, 0), (0, 1)):
+            for loc in range(6):
+                fast = integer_luma_to_chroma_grid(plane, subsampling_w=ss_w, subsampling_h=ss_h, chroma_location=loc)
+                slow = luma_to_chroma_grid(plane_to_tensor(plane), subsampling_w=ss_w, subsampling_h=ss_h,
+                                           chroma_location=loc)
+                assert fast is not None and fast.dtype == torch.float32 and torch.equal(fast, slow)
+    plane = rng.integers(0, top + 1, (7, 9)).astype(dtype)
+    assert integer_luma_to_chroma_grid(plane, subsampling_w=1, subsampling_h=1) is None
+    assert integer_luma_to_chroma_grid(plane[:6, :8], subsampling_w=2, subsampling_h=0) is None
+    assert integer_luma_to_chroma_grid(plane[:6, :8]) is None
 
 
 def _edge_scene(size: int = 256, low: int = 64):
