@@ -218,9 +218,10 @@ class FrameProcessor:
         render, ab = self.auto(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         cm, guide = self.colorimetry_and_guide(frame)
-        cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
-                               is_float=p.is_float)
-        return _with_chroma(frame, cb, cr, cm)
+        out, planes = _output_frame(frame, cm)
+        c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                      is_float=p.is_float, out=planes)
+        return out
 
     def colorimetry_and_guide(self, frame: vs.VideoFrame) -> tuple[FrameColorimetry, torch.Tensor]:
         """The frame's colorimetry (tags read, defaults filled) and its luma on the chroma grid (the upsampling guide)."""
@@ -244,13 +245,13 @@ class FrameProcessor:
             return render.l_work, ab
 
         result = self.references.chroma(n, guide, automatic)
+        out, planes = _output_frame(frame, cm)
         if result.cbcr is None:  # no keyframe in this shot: automatic colour
             render, ab = self.auto(n, window)
-            cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
-                                   is_float=p.is_float)
+            c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                          is_float=p.is_float, out=planes)
         else:
-            cb, cr = quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float)
-        out = _with_chroma(frame, cb, cr, cm)
+            quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float, out=planes)
         out.props["_ColorRefConfidence"] = result.confidence
         if result.keys:
             out.props["_ColorRefKeys"] = list(result.keys)
@@ -259,13 +260,12 @@ class FrameProcessor:
         return out
 
 
-def _with_chroma(frame: vs.VideoFrame, cb: np.ndarray, cr: np.ndarray, cm: FrameColorimetry) -> vs.VideoFrame:
-    """A copy of ``frame`` with new Cb and Cr planes and the colorimetry tags written."""
-    out = frame.copy()  # shares the Y plane: it stays bit-exact
-    np.copyto(np.asarray(out[1]), cb)
-    np.copyto(np.asarray(out[2]), cr)
+def _output_frame(frame: vs.VideoFrame, cm: FrameColorimetry) -> tuple[vs.VideoFrame, tuple[np.ndarray, np.ndarray]]:
+    """A copy of ``frame`` with the colorimetry tags written, and its Cb and Cr planes as writable arrays (views
+    of the frame's memory, strided) for stage 4 to quantise into: no intermediate planes, no copy after."""
+    out = frame.copy()  # shares the Y plane (it stays bit-exact); Cb/Cr are overwritten whole
     out.props.update(cm.output_props())
-    return out
+    return out, (np.asarray(out[1]), np.asarray(out[2]))
 
 
 def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode) -> None:

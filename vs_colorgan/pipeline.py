@@ -203,8 +203,10 @@ class Colorizer:
         return limit_to_gamut(guide, cbcr, kr, kb)
 
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
-                    bits: int, full_range: bool, is_float: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type."""
+                    bits: int, full_range: bool, is_float: bool = False,
+                    out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type; with ``out`` (two
+        writable planes, e.g. a new frame's) written there instead (see :func:`quantize_chroma`), returning None."""
         cbcr = self.chroma(render, ab_norm, guide, matrix=matrix)
-        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float)  # both at once
-        return planes[0], planes[1]
+        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float, out=out)  # both at once
+        return None if planes is None else (planes[0], planes[1])
