@@ -133,15 +133,27 @@ def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: b
     per plane of ``c``, e.g. the planes of a VapourSynth frame, strided) the codes are written there, converted
     to the arrays' sample type in the same pass, and None is returned: no intermediate planes, no copy after.
     """
+    if c.device.type == "cpu" and not c.requires_grad:
+        # numpy on the CPU: the same operations (the same bits), single-threaded SIMD passes; torch's two
+        # intra-op threads waited for the core that ORT's inference held (see upsample._limit_to_gamut_cpu)
+        x = np.clip(c.numpy(), np.float32(-0.5), np.float32(0.5))
+        if not is_float:
+            scale, offset = _code_scale(bits, full_range)
+            x *= np.float32(scale)
+            x += np.float32(offset)
+            x += np.float32(0.5)
+            np.floor(x, out=x)
+            np.clip(x, np.float32(0.0), np.float32((1 << bits) - 1), out=x)
+        if out is not None:
+            for plane, dst in zip(x if x.ndim == 3 else x[None], out, strict=True):
+                np.copyto(dst, plane, casting="unsafe")  # integral floats -> uint8/uint16 exactly
+            return None
+        return x if is_float else x.astype(np.uint8 if bits <= 8 else np.uint16)
     c = c.clamp(-0.5, 0.5)
     if not is_float:
         # in place on the clamped copy, the operations in the order of code = C * scale + offset; floor(code + 0.5)
-        if full_range:
-            c = c.mul_(float((1 << bits) - 1)).add_(float(1 << (bits - 1)))
-        else:
-            s = float(1 << (bits - 8))
-            c = c.mul_(224.0 * s).add_(128.0 * s)
-        c = c.add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
+        scale, offset = _code_scale(bits, full_range)
+        c = c.mul_(scale).add_(offset).add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
     if out is not None:
         planes = c if c.dim() == 3 else c[None]
         for plane, dst in zip(planes, out, strict=True):
@@ -152,3 +164,11 @@ def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: b
     if bits <= 8:
         return c.to(torch.uint8).cpu().numpy()
     return c.to(torch.int32).cpu().numpy().astype(np.uint16)
+
+
+def _code_scale(bits: int, full_range: bool) -> tuple[float, float]:
+    """code = C * scale + offset: H.273 full range, BT.601/709 limited range (module docstring)."""
+    if full_range:
+        return float((1 << bits) - 1), float(1 << (bits - 1))
+    s = float(1 << (bits - 8))
+    return 224.0 * s, 128.0 * s
