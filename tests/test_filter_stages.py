@@ -256,3 +256,20 @@ def test_prediction_cache_is_bounded_and_computes_each_key_once() -> None:
     with pytest.raises(RuntimeError):
         cache.get_or_compute(99, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert cache.get_or_compute(99, lambda: 1) == 1  # a failure is not cached
+
+
+def test_numpy_luma_conversion_matches_the_torch_one() -> None:
+    # the filter's CPU preprocessing (numpy) against the formula in float64: within 2e-5 L*, as torch's float32;
+    # its 2x2 means are avg_pool2d's bit for bit, and NaN/inf samples read as black/white as on the torch path
+    from vs_colorgan.color import gray_to_l, gray_to_l_array
+    from vs_colorgan.pipeline import render_luma, shrink
+
+    y = np.random.default_rng(5).random((64, 96), dtype=np.float32) * 1.2 - 0.1
+    exact = gray_to_l(torch.from_numpy(y).double()).numpy()
+    assert np.abs(gray_to_l_array(y) - exact).max() < 2e-5
+    y[3, 4], y[5, 6], y[7, 8] = np.nan, np.inf, -np.inf
+    r = render_luma(y)
+    assert r.l_norm.shape == (1, 1, 64, 96) and r.l_work.shape == r.y_work.shape == (1, 1, 32, 48)
+    assert torch.isfinite(r.l_norm).all()
+    assert torch.equal(r.l_work, shrink(r.l_norm))
+    assert r.l_norm[0, 0, 3, 4] == -1.0 and r.l_norm[0, 0, 5, 6] == 1.0 and r.l_norm[0, 0, 7, 8] == -1.0

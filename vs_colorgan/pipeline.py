@@ -81,14 +81,37 @@ def shrink(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, WORK_SHRINK)
 
 
-def render_luma(y: torch.Tensor) -> RenderLuma:
-    """Y' (1, 1, h, w) at render size -> :class:`RenderLuma` (stage 1; also the scene-cut measure's input, shared
-    with ``colorgan-keyframes``)."""
+def render_luma(y: torch.Tensor | np.ndarray) -> RenderLuma:
+    """Y' (1, 1, h, w) at render size (or an (h, w) float32 array) -> :class:`RenderLuma` (stage 1; also the
+    scene-cut measure's input, shared with ``colorgan-keyframes``)."""
+    if isinstance(y, np.ndarray) or (y.device.type == "cpu" and not y.requires_grad and not torch.jit.is_tracing()):
+        return _render_luma_cpu(y if isinstance(y, np.ndarray) else y.reshape(y.shape[-2:]).numpy())
     # float sources may hold NaN/inf samples (the resize spreads them to their neighbours): the network and
     # the box filters downstream would carry one over the whole frame, so read them as black / white
     y = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0)
     l_norm = color.normalize_l(color.gray_to_l(y))
     return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+
+
+def _render_luma_cpu(y: np.ndarray) -> RenderLuma:
+    """:func:`render_luma` on the CPU in numpy (see :func:`vs_colorgan.color.gray_to_l_array` for why): the same
+    steps; the 2x2 means add in avg_pool2d's order (the same bits)."""
+    y = np.nan_to_num(np.asarray(y, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)  # a copy: frames are read-only
+    l_norm = color.gray_to_l_array(y)
+    l_norm /= np.float32(color.L_SCALE)
+    l_norm -= np.float32(1.0)
+    return RenderLuma(*(torch.from_numpy(a)[None, None] for a in (l_norm, _shrink_array(l_norm), _shrink_array(y))))
+
+
+def _shrink_array(x: np.ndarray) -> np.ndarray:
+    """:func:`shrink` of an (h, w) array: (a00 + a01 + a10 + a11) / 4, avg_pool2d's order, odd edges dropped."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    top, bottom = x[0:h:2], x[1:h:2]
+    s = top[:, 0:w:2] + top[:, 1:w:2]
+    s += bottom[:, 0:w:2]
+    s += bottom[:, 1:w:2]
+    s /= np.float32(4.0)
+    return s
 
 
 def lab_to_cbcr(l_norm: torch.Tensor, ab_norm: torch.Tensor, kr: float, kb: float, *,
@@ -145,7 +168,9 @@ class Colorizer:
 
         The gamma-encoded luma is read as the gray level of an sRGB image (what the network was trained on).
         """
-        if isinstance(luma_render, np.ndarray):  # a copy: VapourSynth frames are read-only and strided
+        if isinstance(luma_render, np.ndarray):
+            if self.device.type == "cpu":
+                return render_luma(luma_render)  # numpy all the way (it copies: frames are read-only)
             y = torch.from_numpy(np.array(luma_render, dtype=np.float32, copy=True))
         else:
             y = luma_render.float()
