@@ -15,7 +15,9 @@ the full-size luma in the guided upsampling anyway, so stages 3 and 4 run on a q
 the subsampling step of the Fast Guided Filter (He & Sun 2015, arXiv:1505.00996, Algorithm 2, s = 2).
 
 Tensors are (N=1, C, H, W) float32 on :attr:`Colorizer.device` (the backend's device), so on CUDA the
-glue runs on the GPU too. Example, one frame without VapourSynth::
+glue runs on the GPU too. On the CPU the full-size steps run in numpy and OpenCV, and every stage method but
+inference runs torch on the calling thread alone (:mod:`vs_colorgan.threads`: the glue's operations are too
+small to gain from a second thread, and lost a time slice waiting for one while inference held the core). Example, one frame without VapourSynth::
 
     c = Colorizer.load("generator.safetensors", device="cpu")
     r = c.preprocess(y_small)                      # (h, w) float32 Y' in [0, 1] at render size
@@ -40,6 +42,7 @@ from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
+from .threads import glue_threads, single_threaded
 from .upsample import fast_guided_upsample, integer_luma_to_chroma_grid, limit_to_gamut, luma_to_chroma_grid
 
 
@@ -163,6 +166,7 @@ class Colorizer:
         return cls(load_runner(settings, path), options)
 
     # -- stage 1: arrays in, pre-processing -------------------------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def preprocess(self, luma_render: np.ndarray | torch.Tensor) -> RenderLuma:
         """Render-size luma (h, w), Y' in [0, 1] (a GRAYS plane) -> Y' and ``L_norm`` (1, 1, h, w).
 
@@ -176,6 +180,7 @@ class Colorizer:
             y = luma_render.float()
         return render_luma(y.to(self.device).reshape(1, 1, *y.shape[-2:]))
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
                    chroma_location: int = 0) -> torch.Tensor:
@@ -201,21 +206,26 @@ class Colorizer:
 
     def predict(self, render: RenderLuma) -> torch.Tensor:
         """The generator's ``ab_norm`` for this frame on the work grid (what the filter caches per frame)."""
-        return shrink(self.infer(render.l_norm))
+        ab = self.infer(render.l_norm)  # the backend's own threads
+        with glue_threads():
+            return shrink(ab)
 
     shrink = staticmethod(shrink)
 
     # -- stage 3: temporal combination -------------------------------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def window_length(self, window: Sequence[RenderLuma], cut_flags: Sequence[bool | None] = ()) -> int:
         """Frames of the window (newest first) in the current scene; see :func:`vs_colorgan.temporal.window_length`."""
         return window_length([r.l_work for r in window], cut_flags, scene_threshold=self.options.scene_threshold)
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def combine(self, ab_window: Sequence[torch.Tensor], window: Sequence[RenderLuma]) -> torch.Tensor:
         """Blend the predictions of the window (index 0 = current frame) by luma similarity."""
         l_window = [r.l_work for r in window[: len(ab_window)]]
         return combine(ab_window, l_window, sigma=self.options.temporal_sigma)
 
     # -- stage 4: chroma upsampling, recombination, quantisation ------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
         """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
@@ -227,6 +237,7 @@ class Colorizer:
                                     radius=self.options.upsample_radius, eps=self.options.upsample_eps)
         return limit_to_gamut(guide, cbcr, kr, kb)
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
                     bits: int, full_range: bool, is_float: bool = False,
                     out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
