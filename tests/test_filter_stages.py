@@ -273,3 +273,37 @@ def test_numpy_luma_conversion_matches_the_torch_one() -> None:
     assert torch.isfinite(r.l_norm).all()
     assert torch.equal(r.l_work, shrink(r.l_norm))
     assert r.l_norm[0, 0, 3, 4] == -1.0 and r.l_norm[0, 0, 5, 6] == 1.0 and r.l_norm[0, 0, 7, 8] == -1.0
+
+
+def test_glue_threads_are_per_thread_and_restored() -> None:
+    # the glue's torch operations run on the calling thread alone inside the block; the thread count is back
+    # after it, inference inside it gets the outer count, and another thread's count is never touched
+    import threading
+
+    from vs_colorgan.threads import _openmp, glue_threads, inference_threads
+
+    if _openmp() is None:
+        pytest.skip("torch without a findable OpenMP runtime: glue_threads does nothing here")
+    torch.set_num_threads(2)
+    seen: dict[str, int] = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other() -> None:
+        inside.wait(5)
+        seen["other"] = torch.get_num_threads()
+        release.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with glue_threads():
+        seen["glue"] = torch.get_num_threads()
+        with inference_threads():
+            seen["inference"] = torch.get_num_threads()
+        seen["glue again"] = torch.get_num_threads()
+        inside.set()
+        release.wait(5)
+    t.join()
+    seen["after"] = torch.get_num_threads()
+    torch.set_num_threads(1)  # this module's setting
+    assert seen == {"glue": 1, "inference": 2, "glue again": 1, "other": 2, "after": 2}

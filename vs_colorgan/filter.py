@@ -37,6 +37,7 @@ from .color import MATRIX_COEFFICIENTS
 from .reference.propagate import FrameLuma, ReferencePropagator
 from .reference.references import Reference, ReferenceSpec, load_references
 from .temporal import PredictionCache, cut_flag
+from .threads import glue_threads
 
 __all__ = ["colorize"]
 
@@ -244,7 +245,8 @@ class FrameProcessor:
             render, ab = self.auto(n, window)
             return render.l_work, ab
 
-        result = self.references.chroma(n, guide, automatic)
+        with glue_threads():  # the propagation's torch steps on this thread alone (vs_colorgan.threads)
+            result = self.references.chroma(n, guide, automatic)
         out, planes = _output_frame(frame, cm)
         if result.cbcr is None:  # no keyframe in this shot: automatic colour
             render, ab = self.auto(n, window)

@@ -42,7 +42,7 @@ from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
-from .threads import glue_threads, single_threaded
+from .threads import glue_threads, inference_threads, single_threaded
 from .upsample import fast_guided_upsample, integer_luma_to_chroma_grid, limit_to_gamut, luma_to_chroma_grid
 
 
@@ -202,7 +202,8 @@ class Colorizer:
     # -- stage 2: inference -------------------------------------------------------------------------------
     def infer(self, l_norm: torch.Tensor) -> torch.Tensor:
         """``L_norm`` (1, 1, h, w) -> ``ab_norm`` (1, 2, h, w); h and w multiples of ``config.size_multiple``."""
-        return self.runner.infer(l_norm)
+        with inference_threads():  # the backend's own threads, also when called from inside a glue block
+            return self.runner.infer(l_norm)
 
     def predict(self, render: RenderLuma) -> torch.Tensor:
         """The generator's ``ab_norm`` for this frame on the work grid (what the filter caches per frame)."""

@@ -21,6 +21,7 @@ import ctypes
 import functools
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
+_outer = threading.local()  # the thread count that the outermost glue_threads block replaced
 
 
 @functools.cache
@@ -54,7 +56,28 @@ def glue_threads() -> Iterator[None]:
         return
     torch.get_num_threads()  # torch sets a thread's count on its first parallel call: let it happen first
     before = omp.omp_get_max_threads()
+    outermost = getattr(_outer, "threads", None) is None
+    if outermost:
+        _outer.threads = before
     omp.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        omp.omp_set_num_threads(before)
+        if outermost:
+            _outer.threads = None
+
+
+@contextmanager
+def inference_threads() -> Iterator[None]:
+    """Inside a :func:`glue_threads` block, give the block's inference (the torch backend) the thread count
+    the glue block replaced; elsewhere nothing changes."""
+    omp, threads = _openmp(), getattr(_outer, "threads", None)
+    if omp is None or threads is None:
+        yield
+        return
+    before = omp.omp_get_max_threads()
+    omp.omp_set_num_threads(threads)
     try:
         yield
     finally:
