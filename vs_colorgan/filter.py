@@ -172,6 +172,8 @@ class AutomaticColour:
         c, i = self.colorizer, n + 1
 
         def job() -> None:
+            if la.passed(i):  # stale: the callbacks got there first (tiny frames, or a slow look-ahead thread)
+                return
             # get_frame first, outside the caches: it may wait for a VapourSynth thread, and a callback must
             # never wait on a cache entry whose owner waits on VapourSynth (with one thread, or all of them
             # inside callbacks, that is a deadlock). Past this line the job only computes, so a callback
