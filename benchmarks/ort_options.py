@@ -3,8 +3,8 @@
     python benchmarks/ort_options.py [--model M.onnx] [--clip-size 854x480] [--runs 20] [--rounds 5] [--busy] [--json]
 
 Each variant is a session of the bundled (or given) native ONNX model with one option changed from the
-filter's (``vs_colorgan.backends.OrtRunner``: ORT's default threads and graph optimisation, its memory arena,
-spinning off); the variants run in alternating rounds of ``--runs`` inferences at render size and each row
+filter's (``vs_colorgan.backends.OrtRunner``: intra-op threads = usable cores - 1, ORT's default graph
+optimisation and memory arena, spinning off); the variants run in alternating rounds of ``--runs`` inferences at render size and each row
 gives the median of the rounds' ms per inference. ``--busy`` keeps one other core busy with numpy work
 meanwhile, as the filter's glue of the previous frame does while the look-ahead infers the next. Prints the
 load average beside the table. Figures to read, never asserted by tests.
@@ -26,15 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def variants(ort) -> dict[str, dict]:
     """name -> settings changed from the filter's."""
+    import os
+
     level = ort.GraphOptimizationLevel
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return {
-        "filter (default threads, ORT_ENABLE_ALL, arena, no spinning)": {},
-        "spinning on (ORT's default)": {"spin": True},
-        "intra_op_num_threads=1": {"threads": 1},
+        "filter (cores - 1 threads, ORT_ENABLE_ALL, arena, no spinning)": {"threads": max(1, cores - 1)},
+        "ORT's default threads": {},
+        "spinning on (ORT's default)": {"threads": max(1, cores - 1), "spin": True},
         "intra_op_num_threads=2": {"threads": 2},
-        "graph optimisation: basic": {"level": level.ORT_ENABLE_BASIC},
-        "graph optimisation: extended": {"level": level.ORT_ENABLE_EXTENDED},
-        "no CPU memory arena": {"arena": False},
+        "graph optimisation: basic": {"threads": max(1, cores - 1), "level": level.ORT_ENABLE_BASIC},
+        "graph optimisation: extended": {"threads": max(1, cores - 1), "level": level.ORT_ENABLE_EXTENDED},
+        "no CPU memory arena": {"threads": max(1, cores - 1), "arena": False},
     }
 
 
