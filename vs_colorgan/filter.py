@@ -147,7 +147,7 @@ class AutomaticColour:
         self.radius = colorizer.options.temporal_radius
         self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
         self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
-        self.lookahead: Lookahead | None = None  # set by build outside keyframe mode (see ahead())
+        self.lookahead: Lookahead | None = None  # set by build (see ahead())
 
     def __call__(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
         """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
@@ -162,12 +162,13 @@ class AutomaticColour:
         # stage 3: temporal combination
         return lumas[0], c.combine(ab_window, lumas)
 
-    def ahead(self, n: int) -> None:
+    def ahead(self, n: int, *, wanted: bool = True) -> None:
         """In a sequential render, start frame ``n + 1``'s luma and inference on the look-ahead thread, so
         that it runs while this callback does frame ``n``'s glue (vs_colorgan.lookahead; 480p on 2 cores:
-        README, Speed). The caches make each value computed once, by whichever side asks first."""
+        README, Speed). The caches make each value computed once, by whichever side asks first. Called for
+        every frame (it records the order of the callbacks); ``wanted=False`` records without starting."""
         la, small = self.lookahead, self.small
-        if la is None or not la.in_order(n) or n + 1 >= small.num_frames:
+        if la is None or not la.in_order(n) or not wanted or n + 1 >= small.num_frames:
             return
         c, i = self.colorizer, n + 1
 
@@ -242,8 +243,10 @@ class FrameProcessor:
         where no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
         c, p = self.colorizer, self.plane
         cm, guide = self.colorimetry_and_guide(frame)
+        used = []  # whether this frame needed the automatic prediction
 
         def automatic() -> tuple[torch.Tensor, torch.Tensor]:
+            used.append(True)
             render, ab = self.auto(n, window)
             return render.l_work, ab
 
@@ -251,6 +254,7 @@ class FrameProcessor:
             result = self.references.chroma(n, guide, automatic)
         out, planes = _output_frame(frame, cm)
         if result.cbcr is None:  # no keyframe in this shot: automatic colour
+            used.append(True)
             render, ab = self.auto(n, window)
             c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
                           is_float=p.is_float, out=planes)
@@ -261,6 +265,11 @@ class FrameProcessor:
             out.props["_ColorRefKeys"] = list(result.keys)
         if result.palette is not None:
             out.props["_ColorRefPalette"] = result.palette
+        # where this frame needed the automatic prediction (low confidence somewhere: picture entering a pan,
+        # occlusions; or no key in the shot) the next one most likely will too: infer it on the look-ahead
+        # thread while the next callback computes its flows, instead of after them. Where the keys carry the
+        # whole frame nothing is started, so no inference is spent that no frame uses.
+        self.auto.ahead(n, wanted=bool(used))
         return out
 
 
@@ -326,8 +335,7 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
     processor = FrameProcessor(colorizer, plane, small=small, fallback_matrix=matrix, cache_size=cache_size)
     if references:
         attach_references(processor, references, work)
-    else:
-        processor.auto.lookahead = Lookahead()
+    processor.auto.lookahead = Lookahead()
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
         out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix
