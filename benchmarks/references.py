@@ -11,7 +11,7 @@ Figures printed (PSNR over R'G'B' 8-bit against the colour original, per frame, 
   the frame) of the keyframe against its reference.
 * a pan-and-zoom clip cut from a large photograph (opencv-doc's aloeL.jpg, 1282x1110), 120 frames, 640x360,
   the key at frame 0 only: ΔPSNR against gray by distance from the key.
-* speed at 480p (854x480), one key, beside the automatic mode, 2 VapourSynth threads.
+* speed at 480p and 1080p, one key, beside the automatic mode, 2 VapourSynth threads, alternating rounds.
 
 ``--tune`` runs the same pan/zoom measure on photographs the report does not use (scikit-image's coffee,
 rocket and astronaut): the propagation constants (vs_colorgan.reference.propagate.PropagationOptions) were set there.
@@ -178,21 +178,32 @@ def pan_report(name: str, frames: list[np.ndarray], model: str | None, with_auto
         print(f"pan {name:10s} automatic model, ΔPSNR vs gray:              {cells(auto - base)}", flush=True)
 
 
-def speed_report(photo: np.ndarray, model: str | None, frames: int = 48, warmup: int = 4) -> None:
-    clip = gray_of(pan_zoom(photo, frames=frames + warmup, size=(854, 480)))
-    clip = core.std.Cache(clip) if hasattr(core.std, "Cache") else clip
-    first = clip.get_frame(0)  # noqa: F841  (decode the source once before timing)
-    ref = pan_zoom(photo, frames=1, size=(854, 480))[0]
+def speed_report(photo: np.ndarray, model: str | None, frames: int = 48, warmup: int = 4,
+                 sizes: tuple[tuple[int, int], ...] = ((854, 480), (1920, 1080)), rounds: int = 3) -> None:
+    """fps of one key against the automatic mode on the pan clip, 2 VapourSynth threads, in ``rounds``
+    alternating rounds (medians), with the load average beside them."""
+    import statistics
+
     core.num_threads = 2
-    for label, refs in (("automatic", None), ("one key", {0: ref})):
-        out = vs_colorgan.colorize(clip, model=model, references=refs)
-        for n in range(warmup):
-            out.get_frame(n)
-        t = time.perf_counter()
-        for _ in out[warmup:].frames():
-            pass
-        fps = frames / (time.perf_counter() - t)
-        print(f"speed 480p (854x480), 2 threads, {label:9s}: {fps:5.2f} fps", flush=True)
+    for w, h in sizes:
+        clip = gray_of(pan_zoom(photo, frames=frames + warmup, size=(w, h)))
+        ref = pan_zoom(photo, frames=1, size=(w, h))[0]
+        load = [open("/proc/loadavg").read().split()[0]]
+        fps: dict[str, list[float]] = {"automatic": [], "one key": []}
+        for r in range(rounds):
+            for label in (("automatic", "one key") if r % 2 == 0 else ("one key", "automatic")):
+                out = vs_colorgan.colorize(clip, model=model, references=None if label == "automatic" else {0: ref})
+                for n in range(warmup):
+                    out.get_frame(n)
+                t = time.perf_counter()
+                for _ in out[warmup:].frames():
+                    pass
+                fps[label].append(frames / (time.perf_counter() - t))
+        load.append(open("/proc/loadavg").read().split()[0])
+        auto, key = statistics.median(fps["automatic"]), statistics.median(fps["one key"])
+        print(f"speed {w}x{h}, 2 threads, medians of {rounds} alternating rounds: automatic {auto:5.2f} fps, "
+              f"one key {key:5.2f} fps, x{key / auto:.2f} (load average {load[0]} before, {load[1]} after)",
+              flush=True)
 
 
 def main() -> int:

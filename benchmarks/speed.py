@@ -1,7 +1,12 @@
 """Speed of vs_colorgan.colorize beside vs-mlrt's ``core.ort.Model``, a render-size sweep, and memory over a long render.
 
-    python benchmarks/speed.py [--model M] [--clip FILE] [--sizes 480p,1080p] [--frames 48]
-                               [--render-sizes 128,256,384,512] [--memory-frames 2000] [--device cpu|cuda] [--json]
+    python benchmarks/speed.py [--model M] [--clip FILE] [--sizes 480p,1080p] [--frames 48] [--rounds 3]
+                               [--pipelines NAME,...] [--render-sizes 128,256,384,512] [--memory-frames 2000]
+                               [--device cpu|cuda] [--json]
+
+    # issue 15's table: colorize (ORT) against the vs-mlrt script on the same model, one run
+    python benchmarks/speed.py --pipelines "colorize ort r=0,colorize ort,vs-mlrt ort.Model" \
+        --render-sizes "" --memory-frames 0 --rounds 5
 
 Pipelines, each on the same clip and the same generator:
 
@@ -18,6 +23,9 @@ The reference of the ``x ref`` column is ``vs-mlrt ort.Model`` when it runs, els
 (the table says which). Frames are rendered in order through VapourSynth (``clip.frames()``, which
 prefetches ``core.num_threads`` frames), after a few untimed warm-up frames; the clip is a generated
 black-and-white one with moving content (``--clip`` for a real file). ``source`` is the clip alone.
+The pipelines run in ``--rounds`` alternating rounds (each round a rotated order), so that a neighbour's
+load on a shared machine falls on all of them alike; each row gives the median fps of its rounds, and
+each size the load average (``/proc/loadavg``, 1 min) before and after its rounds.
 
 Memory: RSS at the start, middle and end of a ``--memory-frames`` render of ``colorize torch`` at the
 first size, plus the peak, and the end again after glibc's ``malloc_trim(0)``: a flat line shows that
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -163,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sizes", default="480p,1080p", help="comma list of 480p/720p/1080p/2160p or WxH (default 480p,1080p)")
     ap.add_argument("--frames", type=int, default=48, help="timed frames per pipeline and size (default 48)")
     ap.add_argument("--warmup", type=int, default=4, help="untimed frames first (default 4)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per size; rows are medians (default 3)")
+    ap.add_argument("--pipelines", default="", help="comma list of pipeline names to run (default: all)")
     ap.add_argument("--render-sizes", default="128,256,384,512", help="render-size sweep ('' to skip)")
     ap.add_argument("--sweep-size", default=None, help="clip size of the sweep (default: the first of --sizes)")
     ap.add_argument("--memory-frames", type=int, default=2000, help="frames of the memory run (0 to skip; default 2000)")
@@ -202,14 +213,30 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         memory = {"size": label, "pipeline": torch_pipe.name,
                   **memory_run(torch_pipe.build, make_clip(w, h, args.memory_frames))}
 
+    if args.pipelines:
+        wanted = [n.strip() for n in args.pipelines.split(",") if n.strip()]
+        pipes = [p for p in pipes if p.name in wanted]
+        missing = {k: v for k, v in missing.items() if k in wanted}
     runs = []
     for label, w, h in sizes:
         clip = make_clip(w, h, length)
+        load_before = load_average()
         src_spf = time_frames(clip, warmup=args.warmup, frames=args.frames)
+        rounds: dict[str, list[dict]] = {p.name: [] for p in pipes}
+        for r in range(args.rounds):
+            k = r % len(pipes) if pipes else 0
+            for pipe in pipes[k:] + pipes[:k]:  # rotated: each pipeline first in some round
+                print(f"speed.py: {label} round {r + 1}/{args.rounds} {pipe.name} ...", file=sys.stderr)
+                rounds[pipe.name].append(run_one(pipe, clip, warmup=args.warmup, frames=args.frames))
         rows = [{"pipeline": "source", "fps": 1 / src_spf, "ms_per_frame": 1000 * src_spf}]
         for pipe in pipes:
-            print(f"speed.py: {label} {pipe.name} ...", file=sys.stderr)
-            rows.append(run_one(pipe, clip, warmup=args.warmup, frames=args.frames))
+            ok = [x["fps"] for x in rounds[pipe.name] if x["fps"]]
+            if not ok:
+                rows.append(rounds[pipe.name][0])
+                continue
+            fps = statistics.median(ok)
+            rows.append({"pipeline": pipe.name, "fps": fps, "ms_per_frame": 1000.0 / fps,
+                         "fps_rounds": [round(v, 2) for v in ok]})
         for name, why in missing.items():
             rows.append({"pipeline": name, "fps": None, "ms_per_frame": None, "error": f"not available: {why}"})
         ref = next((r for r in rows if r["pipeline"] == VSMLRT and r["fps"]), None) \
@@ -217,7 +244,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         for r in rows:
             r["ratio"] = r["fps"] / ref["fps"] if ref and r["fps"] and r["pipeline"] != "source" else None
         runs.append({"size": label, "width": w, "height": h, "reference": ref["pipeline"] if ref else None,
-                     "rows": rows})
+                     "rows": rows, "load_average": [load_before, load_average()]})
 
     sweep = []
     render_sizes = [int(v) for v in args.render_sizes.split(",") if v.strip()]
@@ -245,6 +272,16 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     return 0
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (Linux), printed beside the figures: on a shared machine it says how much
+    of them is the neighbours'."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _f(x: float | None, fmt: str) -> str:
     return "–" if x is None else fmt.format(x)
 
@@ -255,10 +292,12 @@ def render_markdown(result: dict) -> str:
            f"{m['vs_threads']} VapourSynth threads, {m['torch_threads']} torch threads); model: {result['model']}; "
            f"clip: {result['clip']}; {result['frames']} timed frames after {result['warmup']} warm-up.", ""]
     for run in result["runs"]:
-        out.append(f"### {run['size']} ({run['width']}x{run['height']}), reference: {run['reference'] or 'none'}\n")
+        la = run.get("load_average") or [None, None]
+        out.append(f"### {run['size']} ({run['width']}x{run['height']}), reference: {run['reference'] or 'none'}; "
+                   f"load average {_f(la[0], '{:.2f}')} before, {_f(la[1], '{:.2f}')} after\n")
         rows = [(r["pipeline"], _f(r["fps"], "{:.2f}"), _f(r["ms_per_frame"], "{:.1f}"), _f(r.get("ratio"), "{:.2f}"),
-                 r.get("error", "")) for r in run["rows"]]
-        out += [markdown_table(("pipeline", "fps", "ms/frame", "× ref", "note"), rows), ""]
+                 r.get("error") or " ".join(map(str, r.get("fps_rounds", [])))) for r in run["rows"]]
+        out += [markdown_table(("pipeline", "fps (median)", "ms/frame", "× ref", "rounds (fps) / note"), rows), ""]
     if result["render_size_sweep"]:
         out.append(f"### render-size sweep (colorize torch, {result['render_size_sweep'][0]['size']})\n")
         rows = [(r["render_size"], _f(r["fps"], "{:.2f}"), _f(r["ms_per_frame"], "{:.1f}"), r.get("error", ""))

@@ -70,7 +70,7 @@ def test_speed_markdown_with_an_onnx_alone(tiny_model, tmp_path):
     proc = run_script("speed.py", "--model", onnx, "--sizes", "96x64", "--frames", 1, "--warmup", 1,
                       "--render-sizes", "", "--memory-frames", 0)
     out = proc.stdout
-    assert "| pipeline | fps | ms/frame | × ref | note |" in out
+    assert "| pipeline | fps (median) | ms/frame | × ref | rounds (fps) / note |" in out
     assert "| colorize ort |" in out and "reference: colorize ort" in out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert "not available" in rows["colorize torch"] and "not available" in rows["vs-mlrt ort.Model"]

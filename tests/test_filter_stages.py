@@ -17,6 +17,7 @@ from vs_colorgan.formats import (
     default_matrix,
     frame_range_is_full,
     luma_to_unit,
+    plane_to_tensor,
     quantize_chroma,
     resolve_colorimetry,
 )
@@ -24,7 +25,13 @@ from vs_colorgan.errors import ColorizeError
 from vs_colorgan.pipeline import render_shape
 from vs_colorgan.temporal import PredictionCache, combine, mean_abs_l_difference, window_length
 from vs_colorgan.color import MATRIX_COEFFICIENTS, ycbcr_to_rgb
-from vs_colorgan.upsample import box_mean, fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
+from vs_colorgan.upsample import (
+    box_mean,
+    fast_guided_upsample,
+    integer_luma_to_chroma_grid,
+    limit_to_gamut,
+    luma_to_chroma_grid,
+)
 
 torch.set_num_threads(1)
 core = vs.core
@@ -110,6 +117,25 @@ def test_chroma_grid_siting() -> None:
     assert torch.allclose(bottom[0, 0, :-1, 0], torch.arange(1, h - 1, 2, dtype=torch.float32))
     assert luma_to_chroma_grid(ramp, subsampling_w=2, subsampling_h=2).shape == (1, 1, 2, 4)
     assert luma_to_chroma_grid(ramp).shape == ramp.shape
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 1023), (np.uint16, 65535)])
+def test_integer_chroma_grid_equals_the_float_path(dtype, top) -> None:
+    # the integer sums give the float path's float32 values bit for bit, for every siting and subsampling it
+    # takes; the forms it does not take (odd sizes, 4:1:1, 4:4:4) are declined, not approximated
+    rng = np.random.default_rng(3)
+    for h, w in ((8, 12), (6, 10)):
+        plane = rng.integers(0, top + 1, (h, w)).astype(dtype)
+        for ss_w, ss_h in ((1, 1), (1, 0), (0, 1)):
+            for loc in range(6):
+                fast = integer_luma_to_chroma_grid(plane, subsampling_w=ss_w, subsampling_h=ss_h, chroma_location=loc)
+                slow = luma_to_chroma_grid(plane_to_tensor(plane), subsampling_w=ss_w, subsampling_h=ss_h,
+                                           chroma_location=loc)
+                assert fast is not None and fast.dtype == torch.float32 and torch.equal(fast, slow)
+    plane = rng.integers(0, top + 1, (7, 9)).astype(dtype)
+    assert integer_luma_to_chroma_grid(plane, subsampling_w=1, subsampling_h=1) is None
+    assert integer_luma_to_chroma_grid(plane[:6, :8], subsampling_w=2, subsampling_h=0) is None
+    assert integer_luma_to_chroma_grid(plane[:6, :8]) is None
 
 
 def _edge_scene(size: int = 256, low: int = 64):
@@ -230,3 +256,54 @@ def test_prediction_cache_is_bounded_and_computes_each_key_once() -> None:
     with pytest.raises(RuntimeError):
         cache.get_or_compute(99, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert cache.get_or_compute(99, lambda: 1) == 1  # a failure is not cached
+
+
+def test_numpy_luma_conversion_matches_the_torch_one() -> None:
+    # the filter's CPU preprocessing (numpy) against the formula in float64: within 2e-5 L*, as torch's float32;
+    # its 2x2 means are avg_pool2d's bit for bit, and NaN/inf samples read as black/white as on the torch path
+    from vs_colorgan.color import gray_to_l, gray_to_l_array
+    from vs_colorgan.pipeline import render_luma, shrink
+
+    y = np.random.default_rng(5).random((64, 96), dtype=np.float32) * 1.2 - 0.1
+    exact = gray_to_l(torch.from_numpy(y).double()).numpy()
+    assert np.abs(gray_to_l_array(y) - exact).max() < 2e-5
+    y[3, 4], y[5, 6], y[7, 8] = np.nan, np.inf, -np.inf
+    r = render_luma(y)
+    assert r.l_norm.shape == (1, 1, 64, 96) and r.l_work.shape == r.y_work.shape == (1, 1, 32, 48)
+    assert torch.isfinite(r.l_norm).all()
+    assert torch.equal(r.l_work, shrink(r.l_norm))
+    assert r.l_norm[0, 0, 3, 4] == -1.0 and r.l_norm[0, 0, 5, 6] == 1.0 and r.l_norm[0, 0, 7, 8] == -1.0
+
+
+def test_glue_threads_are_per_thread_and_restored() -> None:
+    # the glue's torch operations run on the calling thread alone inside the block; the thread count is back
+    # after it, inference inside it gets the outer count, and another thread's count is never touched
+    import threading
+
+    from vs_colorgan.threads import _openmp, glue_threads, inference_threads
+
+    if _openmp() is None:
+        pytest.skip("torch without a findable OpenMP runtime: glue_threads does nothing here")
+    torch.set_num_threads(2)
+    seen: dict[str, int] = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other() -> None:
+        inside.wait(5)
+        seen["other"] = torch.get_num_threads()
+        release.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with glue_threads():
+        seen["glue"] = torch.get_num_threads()
+        with inference_threads():
+            seen["inference"] = torch.get_num_threads()
+        seen["glue again"] = torch.get_num_threads()
+        inside.set()
+        release.wait(5)
+    t.join()
+    seen["after"] = torch.get_num_threads()
+    torch.set_num_threads(1)  # this module's setting
+    assert seen == {"glue": 1, "inference": 2, "glue again": 1, "other": 2, "after": 2}

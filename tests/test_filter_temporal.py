@@ -248,7 +248,10 @@ def test_a_sequential_render_infers_ahead_on_its_own_thread_with_the_same_bytes(
     out, processor = build(src, ahead, render_size=RS)
     got = [np.asarray(f[p]).copy() for f in out.frames() for p in range(3)]
     assert processor.auto.predictions.misses == 40 and len(names) == 40
-    assert names.count("vs_colorgan-lookahead") >= 20, names  # most: the callback computes those it reaches first
+    # a race on these tiny frames (inference ~ glue): the callback computes those it reaches first. Since the
+    # glue got cheaper (issue 15) it reaches ~half of them first here (17-18 of 40 on the lookahead thread);
+    # at real sizes inference is several times the glue and the callback waits on the look-ahead's result
+    assert names.count("vs_colorgan-lookahead") >= 10, names
 
     plain = Colorizer.load(model, backend="torch")
     ref, ref_processor = build(src, plain, render_size=RS)

@@ -344,6 +344,14 @@ def _trt_cache_dir(path: Path, settings: BackendSettings) -> Path:
     return root
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class OrtRunner:
     """The generator in ONNX Runtime. On CUDA with a CUDA torch, frames stay on the GPU (IO binding)."""
 
@@ -368,6 +376,13 @@ class OrtRunner:
         # ORT's pool threads spin after each run by default, taking the cores from VapourSynth's threads
         # (zimg, the glue, other frames) that run between inferences; let them sleep instead
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not cuda:
+            # one core fewer than the process may use: in a sequential render the look-ahead runs frame n + 1's
+            # inference while the callback does frame n's glue and VapourSynth decodes and resizes, so a pool
+            # over every core waited for the core those held. Measured on 2 cores (benchmarks/ort_options.py,
+            # and colorize at 480p, alternating rounds, README "Speed"): 1 thread 20.2 fps, 2 threads 18.5,
+            # ORT's default 16.8; at 1080p within noise of each other. Not measured on larger machines.
+            options.intra_op_num_threads = max(1, _usable_cores() - 1)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files

@@ -9,6 +9,7 @@ Network normalisation: ``L_norm = L / 50 - 1`` (L in [0, 100] -> [-1, 1]) and
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from kornia.color import lab_to_rgb as _lab_to_rgb
 from kornia.color import rgb_to_lab as _rgb_to_lab
@@ -48,6 +49,26 @@ def gray_to_l(gray: torch.Tensor) -> torch.Tensor:
     delta = 6.0 / 29.0
     f = torch.where(lin > delta**3, lin.clamp_min(1e-12).pow(1.0 / 3.0), lin / (3 * delta**2) + 4.0 / 29.0)
     return 116.0 * f - 16.0
+
+
+def gray_to_l_array(gray: np.ndarray) -> np.ndarray:
+    """:func:`gray_to_l` on a float32 numpy array (any shape), in float32: the filter's CPU path.
+
+    The same formula; numpy's float32 ``power`` rounds differently from torch's vectorised one by a few ulps
+    (both within 2e-5 L* of the float64 value, tests/test_filter_stages.py). Why numpy: single-threaded SIMD;
+    on a 341x192 plane torch's two OpenMP threads stalled for tens of ms while ORT's inference held the
+    other core (issue 15: "preprocess" 7.8 ms), numpy takes ~0.4 ms whatever the load.
+    """
+    one = np.float32(1.0)
+    g = np.clip(gray, np.float32(0.0), one)
+    lin = np.where(g > np.float32(0.04045),
+                   np.power((g + np.float32(0.055)) / np.float32(1.055), np.float32(2.4)), g / np.float32(12.92))
+    delta = 6.0 / 29.0
+    f = np.where(lin > np.float32(delta**3), np.power(np.maximum(lin, np.float32(1e-12)), np.float32(1.0 / 3.0)),
+                 lin / np.float32(3 * delta**2) + np.float32(4.0 / 29.0))
+    f *= np.float32(116.0)
+    f -= np.float32(16.0)
+    return f
 
 
 def normalize_l(l: torch.Tensor) -> torch.Tensor:

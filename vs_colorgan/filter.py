@@ -37,6 +37,7 @@ from .color import MATRIX_COEFFICIENTS
 from .reference.propagate import FrameLuma, ReferencePropagator
 from .reference.references import Reference, ReferenceSpec, load_references
 from .temporal import PredictionCache, cut_flag
+from .threads import glue_threads
 
 __all__ = ["colorize"]
 
@@ -146,7 +147,7 @@ class AutomaticColour:
         self.radius = colorizer.options.temporal_radius
         self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
         self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
-        self.lookahead: Lookahead | None = None  # set by build outside keyframe mode (see ahead())
+        self.lookahead: Lookahead | None = None  # set by build (see ahead())
 
     def __call__(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
         """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
@@ -161,16 +162,19 @@ class AutomaticColour:
         # stage 3: temporal combination
         return lumas[0], c.combine(ab_window, lumas)
 
-    def ahead(self, n: int) -> None:
+    def ahead(self, n: int, *, wanted: bool = True) -> None:
         """In a sequential render, start frame ``n + 1``'s luma and inference on the look-ahead thread, so
         that it runs while this callback does frame ``n``'s glue (vs_colorgan.lookahead; 480p on 2 cores:
-        README, Speed). The caches make each value computed once, by whichever side asks first."""
+        README, Speed). The caches make each value computed once, by whichever side asks first. Called for
+        every frame (it records the order of the callbacks); ``wanted=False`` records without starting."""
         la, small = self.lookahead, self.small
-        if la is None or not la.in_order(n) or n + 1 >= small.num_frames:
+        if la is None or not la.in_order(n) or not wanted or n + 1 >= small.num_frames:
             return
         c, i = self.colorizer, n + 1
 
         def job() -> None:
+            if la.passed(i):  # stale: the callbacks got there first (tiny frames, or a slow look-ahead thread)
+                return
             # get_frame first, outside the caches: it may wait for a VapourSynth thread, and a callback must
             # never wait on a cache entry whose owner waits on VapourSynth (with one thread, or all of them
             # inside callbacks, that is a deadlock). Past this line the job only computes, so a callback
@@ -218,9 +222,10 @@ class FrameProcessor:
         render, ab = self.auto(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
         cm, guide = self.colorimetry_and_guide(frame)
-        cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
-                               is_float=p.is_float)
-        return _with_chroma(frame, cb, cr, cm)
+        out, planes = _output_frame(frame, cm)
+        c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                      is_float=p.is_float, out=planes)
+        return out
 
     def colorimetry_and_guide(self, frame: vs.VideoFrame) -> tuple[FrameColorimetry, torch.Tensor]:
         """The frame's colorimetry (tags read, defaults filled) and its luma on the chroma grid (the upsampling guide)."""
@@ -238,34 +243,42 @@ class FrameProcessor:
         where no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
         c, p = self.colorizer, self.plane
         cm, guide = self.colorimetry_and_guide(frame)
+        used = []  # whether this frame needed the automatic prediction
 
         def automatic() -> tuple[torch.Tensor, torch.Tensor]:
+            used.append(True)
             render, ab = self.auto(n, window)
             return render.l_work, ab
 
-        result = self.references.chroma(n, guide, automatic)
+        with glue_threads():  # the propagation's torch steps on this thread alone (vs_colorgan.threads)
+            result = self.references.chroma(n, guide, automatic)
+        out, planes = _output_frame(frame, cm)
         if result.cbcr is None:  # no keyframe in this shot: automatic colour
+            used.append(True)
             render, ab = self.auto(n, window)
-            cb, cr = c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
-                                   is_float=p.is_float)
+            c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                          is_float=p.is_float, out=planes)
         else:
-            cb, cr = quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float)
-        out = _with_chroma(frame, cb, cr, cm)
+            quantize_chroma(result.cbcr[0], bits=p.bits, full_range=cm.full_range, is_float=p.is_float, out=planes)
         out.props["_ColorRefConfidence"] = result.confidence
         if result.keys:
             out.props["_ColorRefKeys"] = list(result.keys)
         if result.palette is not None:
             out.props["_ColorRefPalette"] = result.palette
+        # where this frame needed the automatic prediction (low confidence somewhere: picture entering a pan,
+        # occlusions; or no key in the shot) the next one most likely will too: infer it on the look-ahead
+        # thread while the next callback computes its flows, instead of after them. Where the keys carry the
+        # whole frame nothing is started, so no inference is spent that no frame uses.
+        self.auto.ahead(n, wanted=bool(used))
         return out
 
 
-def _with_chroma(frame: vs.VideoFrame, cb: np.ndarray, cr: np.ndarray, cm: FrameColorimetry) -> vs.VideoFrame:
-    """A copy of ``frame`` with new Cb and Cr planes and the colorimetry tags written."""
-    out = frame.copy()  # shares the Y plane: it stays bit-exact
-    np.copyto(np.asarray(out[1]), cb)
-    np.copyto(np.asarray(out[2]), cr)
+def _output_frame(frame: vs.VideoFrame, cm: FrameColorimetry) -> tuple[vs.VideoFrame, tuple[np.ndarray, np.ndarray]]:
+    """A copy of ``frame`` with the colorimetry tags written, and its Cb and Cr planes as writable arrays (views
+    of the frame's memory, strided) for stage 4 to quantise into: no intermediate planes, no copy after."""
+    out = frame.copy()  # shares the Y plane (it stays bit-exact); Cb/Cr are overwritten whole
     out.props.update(cm.output_props())
-    return out
+    return out, (np.asarray(out[1]), np.asarray(out[2]))
 
 
 def attach_references(processor: FrameProcessor, refs: dict[int, Reference], work: vs.VideoNode) -> None:
@@ -322,8 +335,7 @@ def build(clip: vs.VideoNode, colorizer: Colorizer, *, render_size: int, matrix:
     processor = FrameProcessor(colorizer, plane, small=small, fallback_matrix=matrix, cache_size=cache_size)
     if references:
         attach_references(processor, references, work)
-    else:
-        processor.auto.lookahead = Lookahead()
+    processor.auto.lookahead = Lookahead()
     out = core.std.ModifyFrame(work, [work, *shifted], processor)
     if fmt.color_family == vs.RGB:
         out = core.resize.Point(out, format=fmt.id)  # matrix from the frames' _Matrix

@@ -125,21 +125,50 @@ def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: boo
     return code_to_unit(plane_to_tensor(plane, device=device), bits=bits, full_range=full_range, is_float=is_float)
 
 
-def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> np.ndarray:
+def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
+                    out: tuple[np.ndarray, ...] | None = None) -> np.ndarray | None:
     """Cb and/or Cr in [-0.5, 0.5] (clipped here), shape (H, W) or (2, H, W) -> numpy of the frame's sample type.
 
-    Rounds half up (floor(x + 0.5)), as zimg does without dithering.
+    Rounds half up (floor(x + 0.5)), as zimg does without dithering. With ``out`` (one writable (H, W) array
+    per plane of ``c``, e.g. the planes of a VapourSynth frame, strided) the codes are written there, converted
+    to the arrays' sample type in the same pass, and None is returned: no intermediate planes, no copy after.
     """
+    if c.device.type == "cpu" and not c.requires_grad:
+        # numpy on the CPU: the same operations (the same bits), single-threaded SIMD passes; torch's two
+        # intra-op threads waited for the core that ORT's inference held (see upsample._limit_to_gamut_cpu)
+        x = np.clip(c.numpy(), np.float32(-0.5), np.float32(0.5))
+        if not is_float:
+            scale, offset = _code_scale(bits, full_range)
+            x *= np.float32(scale)
+            x += np.float32(offset)
+            x += np.float32(0.5)
+            np.floor(x, out=x)
+            np.clip(x, np.float32(0.0), np.float32((1 << bits) - 1), out=x)
+        if out is not None:
+            for plane, dst in zip(x if x.ndim == 3 else x[None], out, strict=True):
+                np.copyto(dst, plane, casting="unsafe")  # integral floats -> uint8/uint16 exactly
+            return None
+        return x if is_float else x.astype(np.uint8 if bits <= 8 else np.uint16)
     c = c.clamp(-0.5, 0.5)
+    if not is_float:
+        # in place on the clamped copy, the operations in the order of code = C * scale + offset; floor(code + 0.5)
+        scale, offset = _code_scale(bits, full_range)
+        c = c.mul_(scale).add_(offset).add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
+    if out is not None:
+        planes = c if c.dim() == 3 else c[None]
+        for plane, dst in zip(planes, out, strict=True):
+            torch.from_numpy(dst).copy_(plane)  # integral floats -> uint8/uint16 exactly; float32 as is
+        return None
     if is_float:
         return c.to(dtype=torch.float32).cpu().numpy()
-    # in place on the clamped copy, the operations in the order of code = C * scale + offset; floor(code + 0.5)
-    if full_range:
-        code = c.mul_(float((1 << bits) - 1)).add_(float(1 << (bits - 1)))
-    else:
-        s = float(1 << (bits - 8))
-        code = c.mul_(224.0 * s).add_(128.0 * s)
-    code = code.add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
     if bits <= 8:
-        return code.to(torch.uint8).cpu().numpy()
-    return code.to(torch.int32).cpu().numpy().astype(np.uint16)
+        return c.to(torch.uint8).cpu().numpy()
+    return c.to(torch.int32).cpu().numpy().astype(np.uint16)
+
+
+def _code_scale(bits: int, full_range: bool) -> tuple[float, float]:
+    """code = C * scale + offset: H.273 full range, BT.601/709 limited range (module docstring)."""
+    if full_range:
+        return float((1 << bits) - 1), float(1 << (bits - 1))
+    s = float(1 << (bits - 8))
+    return 224.0 * s, 128.0 * s

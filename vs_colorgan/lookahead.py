@@ -81,6 +81,12 @@ class Lookahead:
         self._last = n
         return sequential
 
+    def passed(self, n: int) -> bool:
+        """True once a callback for frame ``n`` or a later one has started: a job for ``n`` still queued then
+        has nothing left to win (that callback computes or awaits the value itself), and run late, after the
+        caches let ``n`` go, it would compute it a second time."""
+        return self._last >= n
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Drop the jobs not started, let the running one finish, end the thread; later jobs are ignored."""
         with self._lock:

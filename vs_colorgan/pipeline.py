@@ -15,7 +15,9 @@ the full-size luma in the guided upsampling anyway, so stages 3 and 4 run on a q
 the subsampling step of the Fast Guided Filter (He & Sun 2015, arXiv:1505.00996, Algorithm 2, s = 2).
 
 Tensors are (N=1, C, H, W) float32 on :attr:`Colorizer.device` (the backend's device), so on CUDA the
-glue runs on the GPU too. Example, one frame without VapourSynth::
+glue runs on the GPU too. On the CPU the full-size steps run in numpy and OpenCV, and every stage method but
+inference runs torch on the calling thread alone (:mod:`vs_colorgan.threads`: the glue's operations are too
+small to gain from a second thread, and lost a time slice waiting for one while inference held the core). Example, one frame without VapourSynth::
 
     c = Colorizer.load("generator.safetensors", device="cpu")
     r = c.preprocess(y_small)                      # (h, w) float32 Y' in [0, 1] at render size
@@ -40,7 +42,8 @@ from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .temporal import combine, window_length
-from .upsample import fast_guided_upsample, limit_to_gamut, luma_to_chroma_grid
+from .threads import glue_threads, inference_threads, single_threaded
+from .upsample import fast_guided_upsample, integer_luma_to_chroma_grid, limit_to_gamut, luma_to_chroma_grid
 
 
 
@@ -81,14 +84,37 @@ def shrink(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, WORK_SHRINK)
 
 
-def render_luma(y: torch.Tensor) -> RenderLuma:
-    """Y' (1, 1, h, w) at render size -> :class:`RenderLuma` (stage 1; also the scene-cut measure's input, shared
-    with ``colorgan-keyframes``)."""
+def render_luma(y: torch.Tensor | np.ndarray) -> RenderLuma:
+    """Y' (1, 1, h, w) at render size (or an (h, w) float32 array) -> :class:`RenderLuma` (stage 1; also the
+    scene-cut measure's input, shared with ``colorgan-keyframes``)."""
+    if isinstance(y, np.ndarray) or (y.device.type == "cpu" and not y.requires_grad and not torch.jit.is_tracing()):
+        return _render_luma_cpu(y if isinstance(y, np.ndarray) else y.reshape(y.shape[-2:]).numpy())
     # float sources may hold NaN/inf samples (the resize spreads them to their neighbours): the network and
     # the box filters downstream would carry one over the whole frame, so read them as black / white
     y = torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0)
     l_norm = color.normalize_l(color.gray_to_l(y))
     return RenderLuma(l_norm, shrink(l_norm), shrink(y))
+
+
+def _render_luma_cpu(y: np.ndarray) -> RenderLuma:
+    """:func:`render_luma` on the CPU in numpy (see :func:`vs_colorgan.color.gray_to_l_array` for why): the same
+    steps; the 2x2 means add in avg_pool2d's order (the same bits)."""
+    y = np.nan_to_num(np.asarray(y, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)  # a copy: frames are read-only
+    l_norm = color.gray_to_l_array(y)
+    l_norm /= np.float32(color.L_SCALE)
+    l_norm -= np.float32(1.0)
+    return RenderLuma(*(torch.from_numpy(a)[None, None] for a in (l_norm, _shrink_array(l_norm), _shrink_array(y))))
+
+
+def _shrink_array(x: np.ndarray) -> np.ndarray:
+    """:func:`shrink` of an (h, w) array: (a00 + a01 + a10 + a11) / 4, avg_pool2d's order, odd edges dropped."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    top, bottom = x[0:h:2], x[1:h:2]
+    s = top[:, 0:w:2] + top[:, 1:w:2]
+    s += bottom[:, 0:w:2]
+    s += bottom[:, 1:w:2]
+    s /= np.float32(4.0)
+    return s
 
 
 def lab_to_cbcr(l_norm: torch.Tensor, ab_norm: torch.Tensor, kr: float, kb: float, *,
@@ -140,24 +166,35 @@ class Colorizer:
         return cls(load_runner(settings, path), options)
 
     # -- stage 1: arrays in, pre-processing -------------------------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def preprocess(self, luma_render: np.ndarray | torch.Tensor) -> RenderLuma:
         """Render-size luma (h, w), Y' in [0, 1] (a GRAYS plane) -> Y' and ``L_norm`` (1, 1, h, w).
 
         The gamma-encoded luma is read as the gray level of an sRGB image (what the network was trained on).
         """
-        if isinstance(luma_render, np.ndarray):  # a copy: VapourSynth frames are read-only and strided
+        if isinstance(luma_render, np.ndarray):
+            if self.device.type == "cpu":
+                return render_luma(luma_render)  # numpy all the way (it copies: frames are read-only)
             y = torch.from_numpy(np.array(luma_render, dtype=np.float32, copy=True))
         else:
             y = luma_render.float()
         return render_luma(y.to(self.device).reshape(1, 1, *y.shape[-2:]))
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def luma_guide(self, luma_plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool,
                    is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
                    chroma_location: int = 0) -> torch.Tensor:
         """A frame's full-resolution luma plane (H, W) as stored -> Y' on the chroma grid (1, 1, Hc, Wc)."""
-        # the reduction is linear and normalised: run it on the raw samples, scale the smaller result
-        y = luma_to_chroma_grid(plane_to_tensor(luma_plane, device=self.device), subsampling_w=subsampling_w,
-                                subsampling_h=subsampling_h, chroma_location=chroma_location)
+        # the reduction is linear and normalised: run it on the raw samples, scale the smaller result; integer
+        # planes summed as stored where that form applies (the same values, one read of the plane)
+        y = None
+        if isinstance(luma_plane, np.ndarray) and not is_float:
+            y = integer_luma_to_chroma_grid(luma_plane, subsampling_w=subsampling_w, subsampling_h=subsampling_h,
+                                            chroma_location=chroma_location)
+        if y is None:
+            y = luma_to_chroma_grid(plane_to_tensor(luma_plane), subsampling_w=subsampling_w,
+                                    subsampling_h=subsampling_h, chroma_location=chroma_location)
+        y = y.to(self.device)
         y = code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
         # non-finite float samples: see preprocess (integer planes cannot hold them: no cost there)
         return torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0) if is_float else y
@@ -165,25 +202,31 @@ class Colorizer:
     # -- stage 2: inference -------------------------------------------------------------------------------
     def infer(self, l_norm: torch.Tensor) -> torch.Tensor:
         """``L_norm`` (1, 1, h, w) -> ``ab_norm`` (1, 2, h, w); h and w multiples of ``config.size_multiple``."""
-        return self.runner.infer(l_norm)
+        with inference_threads():  # the backend's own threads, also when called from inside a glue block
+            return self.runner.infer(l_norm)
 
     def predict(self, render: RenderLuma) -> torch.Tensor:
         """The generator's ``ab_norm`` for this frame on the work grid (what the filter caches per frame)."""
-        return shrink(self.infer(render.l_norm))
+        ab = self.infer(render.l_norm)  # the backend's own threads
+        with glue_threads():
+            return shrink(ab)
 
     shrink = staticmethod(shrink)
 
     # -- stage 3: temporal combination -------------------------------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def window_length(self, window: Sequence[RenderLuma], cut_flags: Sequence[bool | None] = ()) -> int:
         """Frames of the window (newest first) in the current scene; see :func:`vs_colorgan.temporal.window_length`."""
         return window_length([r.l_work for r in window], cut_flags, scene_threshold=self.options.scene_threshold)
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def combine(self, ab_window: Sequence[torch.Tensor], window: Sequence[RenderLuma]) -> torch.Tensor:
         """Blend the predictions of the window (index 0 = current frame) by luma similarity."""
         l_window = [r.l_work for r in window[: len(ab_window)]]
         return combine(ab_window, l_window, sigma=self.options.temporal_sigma)
 
     # -- stage 4: chroma upsampling, recombination, quantisation ------------------------------------------
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
         """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
@@ -195,9 +238,12 @@ class Colorizer:
                                     radius=self.options.upsample_radius, eps=self.options.upsample_eps)
         return limit_to_gamut(guide, cbcr, kr, kb)
 
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
-                    bits: int, full_range: bool, is_float: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type."""
+                    bits: int, full_range: bool, is_float: bool = False,
+                    out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type; with ``out`` (two
+        writable planes, e.g. a new frame's) written there instead (see :func:`quantize_chroma`), returning None."""
         cbcr = self.chroma(render, ab_norm, guide, matrix=matrix)
-        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float)  # both at once
-        return planes[0], planes[1]
+        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float, out=out)  # both at once
+        return None if planes is None else (planes[0], planes[1])

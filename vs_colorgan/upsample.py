@@ -13,6 +13,8 @@ respecting ``_ChromaLocation`` (:func:`luma_to_chroma_grid`).
 """
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -81,9 +83,36 @@ def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch
     cov_ip = means[:, 2 + c:] - mean_i * mean_p
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    ab = F.interpolate(box_mean(torch.cat([a, b], dim=1), radius), size=i_high.shape[-2:], mode="bilinear",
-                       align_corners=False)
+    ab = box_mean(torch.cat([a, b], dim=1), radius)
+    if _on_cpu_arrays(ab, i_high) and ab.shape[0] == 1:
+        return _apply_coefficients_cpu(ab[0], i_high[0, 0], c)
+    ab = F.interpolate(ab, size=i_high.shape[-2:], mode="bilinear", align_corners=False)
     return torch.addcmul(ab[:, c:], ab[:, :c], i_high)
+
+
+def _on_cpu_arrays(*tensors: torch.Tensor) -> bool:
+    """True where the full-size steps may run on numpy views (CPU, not traced for export, no autograd)."""
+    return not torch.jit.is_tracing() and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
+
+
+def _apply_coefficients_cpu(ab: torch.Tensor, guide: torch.Tensor, c: int) -> torch.Tensor:
+    """Steps 6-7 of Algorithm 2 on the CPU: ``ab`` (2c, h, w) bilinearly to the guide's size, q = a * I + b.
+
+    OpenCV's ``cv2.resize`` (INTER_LINEAR: the same half-pixel-centre bilinear as ``F.interpolate`` with
+    ``align_corners=False``) instead of torch, and numpy for the products, each single-threaded SIMD: at 1080p
+    (4 planes to 960x540) resize 0.36 ms against 2.9 ms for torch's kernel on one thread, and torch's two
+    threads were slower still while ORT's inference held the other core (the look-ahead's overlap). The
+    coefficients differ from torch's by up to ~1e-5 (a different order of the same interpolation in float32),
+    which moves a quantised chroma code by one in about 1 % of samples (docs/filter.md)."""
+    h, w = guide.shape
+    src = ab.numpy()
+    up = np.empty((2 * c, h, w), dtype=np.float32)
+    for k in range(2 * c):
+        cv2.resize(src[k], (w, h), dst=up[k], interpolation=cv2.INTER_LINEAR)
+    a, b = up[:c], up[c:]
+    np.multiply(a, guide.numpy(), out=a)
+    b += a
+    return torch.from_numpy(b)[None]
 
 
 def _pairs(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +173,57 @@ def luma_to_chroma_grid(y: torch.Tensor, *, subsampling_w: int = 0, subsampling_
     return _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
 
 
+def _sum_pairs(x: np.ndarray, siting: str, axis: int, wide: type) -> tuple[np.ndarray, int] | None:
+    """The integer form of :func:`_reduce_axis` for factor 2 on an even axis: (sums in ``wide``, weight), the
+    reduced samples being ``sums / weight``; None for an odd length."""
+    n = x.shape[axis]
+    if n % 2:
+        return None
+    even, odd = (x[::2], x[1::2]) if axis == 0 else (x[:, ::2], x[:, 1::2])
+    if siting == "center":
+        return np.add(even, odd, dtype=wide), 2
+    mid, side = (even, odd) if siting == "cosited" else (odd, even)
+    out = side.astype(wide)  # side + its neighbour + 2 mid: the weights of (a + c) / 4 + b / 2
+    pick = (lambda i: np.s_[i]) if axis == 0 else (lambda i: np.s_[:, i])
+    if siting == "cosited":  # as _reduce_axis: odd[i - 1] with odd[-1] := even[0]
+        out[pick(np.s_[1:])] += side[pick(np.s_[:-1])]
+        out[pick(np.s_[0:1])] += mid[pick(np.s_[0:1])]
+    else:  # even[i + 1] with even[n] := odd[n - 1]
+        out[pick(np.s_[:-1])] += side[pick(np.s_[1:])]
+        out[pick(np.s_[-1:])] += mid[pick(np.s_[-1:])]
+    out += mid
+    out += mid
+    return out, 4
+
+
+def integer_luma_to_chroma_grid(plane: np.ndarray, *, subsampling_w: int = 0, subsampling_h: int = 0,
+                                chroma_location: int = 0) -> torch.Tensor | None:
+    """:func:`luma_to_chroma_grid` of an integer plane (H, W) as stored (uint8 or uint16), summed in integers:
+    the same float32 values bit for bit, or None where this form does not apply (4:1:1, odd sizes, other
+    sample types): then use the float path.
+
+    Why: the float path first converts the whole plane to float32 (1080p: 8 MB written and read again
+    twice); here the plane is read as stored and only the sums on the chroma grid become float. Exact: the
+    float path's samples are sums of at most 8 samples times 1/2, 1/4 or 1/8, below 2^20, which float32
+    holds exactly, so ``sums * (1 / weight)`` is the same number.
+    """
+    if plane.dtype not in (np.uint8, np.uint16) or subsampling_w > 1 or subsampling_h > 1 \
+            or not (subsampling_w or subsampling_h):  # 4:4:4: nothing to reduce, the float path is the copy
+        return None
+    horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
+    wide = np.uint16 if plane.dtype == np.uint8 else np.uint32  # room for 8 samples: 8 * 255, 8 * 65535
+    x, weight = plane, 1
+    if subsampling_h:
+        if (step := _sum_pairs(x, vertical, 0, wide)) is None:
+            return None
+        x, weight = step[0], weight * step[1]
+    if subsampling_w:
+        if (step := _sum_pairs(x, horizontal, 1, wide)) is None:
+            return None
+        x, weight = step[0], weight * step[1]
+    return torch.from_numpy(x.astype(np.float32)).mul_(1.0 / weight)[None, None]
+
+
 def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
     """Scale chroma (1, 2, H, W) towards gray per pixel so that Y' + chroma decodes to R'G'B' in [0, 1].
 
@@ -165,7 +245,9 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) ->
         down = torch.minimum(torch.minimum(d_r, d_g), d_b).neg_().clamp_(min=1e-12)
         scale = torch.minimum((1.0 - y) / up, y / down).clamp_(max=1.0)
         return cbcr * scale
-    # the filter: the same operations in the same order (the same bits), written into three buffers instead of
+    if _on_cpu_arrays(y, cbcr) and cbcr.shape[0] == 1:
+        return torch.from_numpy(_limit_to_gamut_cpu(y[0, 0].numpy(), cbcr[0].numpy(), kr, kb))[None]
+    # the filter on CUDA: the same operations in the same order (the same bits), written into three buffers instead of
     # a fresh full-size temporary per operation, which costs an allocation and its page faults besides the pass
     d_g = d_r * kr
     d_g.add_(d_b * kb).mul_(-1.0 / (1.0 - kr - kb))
@@ -175,4 +257,32 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) ->
     torch.minimum(down, d_b, out=down).neg_().clamp_(min=1e-12)
     scale = torch.neg(y, out=d_r).add_(1.0).div_(up)  # (1 - Y') / up
     torch.minimum(scale, y.div_(down), out=scale).clamp_(max=1.0)
+    return cbcr * scale
+
+
+def _limit_to_gamut_cpu(y: np.ndarray, cbcr: np.ndarray, kr: float, kb: float) -> np.ndarray:
+    """:func:`limit_to_gamut`'s operations in the same order on numpy arrays (y (H, W) clamped here, cbcr
+    (2, H, W)), the same float32 bits (IEEE-rounded elementwise operations, python scalars taken as float32 by
+    both). Why numpy: single-threaded SIMD passes; torch's two intra-op threads waited for a core that ORT's
+    inference (on the look-ahead thread) held, ~5x slower per pass at 1080p in the filter."""
+    y = np.clip(y, 0.0, 1.0)
+    cb, cr = cbcr[0], cbcr[1]
+    d_r = cr * np.float32(2.0 * (1.0 - kr))
+    d_b = cb * np.float32(2.0 * (1.0 - kb))
+    d_g = d_r * np.float32(kr)
+    d_g += d_b * np.float32(kb)
+    d_g *= np.float32(-1.0 / (1.0 - kr - kb))
+    up = np.maximum(d_r, d_g)
+    np.maximum(up, d_b, out=up)
+    np.maximum(up, np.float32(1e-12), out=up)
+    down = np.minimum(d_r, d_g, out=d_g)
+    np.minimum(down, d_b, out=down)
+    np.negative(down, out=down)
+    np.maximum(down, np.float32(1e-12), out=down)
+    scale = np.negative(y, out=d_r)
+    scale += np.float32(1.0)
+    scale /= up
+    y /= down
+    np.minimum(scale, y, out=scale)
+    np.minimum(scale, np.float32(1.0), out=scale)
     return cbcr * scale
