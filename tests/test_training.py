@@ -374,7 +374,8 @@ def test_exclude_leaves_sources_out_and_keeps_the_split(tmp_path):
 
 
 def test_snapshots_keep_a_generator_every_n_steps(data_dir, tmp_path):
-    o = opts_for("default-model", data_dir, tmp_path / "r", width=8, steps=4, pretrain_steps=4, checkpoint_every=2,
+    # every 2 steps though checkpoints come every 3: a snapshot step is saved whatever --checkpoint-every is
+    o = opts_for("default-model", data_dir, tmp_path / "r", width=8, steps=4, pretrain_steps=4, checkpoint_every=3,
                  snapshot_every=2)
     assert train(o).code == EXIT_OK
     snaps = sorted(p.name for p in (tmp_path / "r" / "snapshots").iterdir())

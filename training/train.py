@@ -413,7 +413,11 @@ def _run(opts: TrainOptions, *, resume: bool, rank: int, world: int, device: tor
             state.step += 1
             step = state.step
             runlog.losses(step, phase, losses)
-            at_checkpoint = step % opts.checkpoint_every == 0 or step == opts.steps or step == opts.pretrain_steps
+            # a snapshot step is a checkpoint step too (snapshots are written with the checkpoint), whatever
+            # --checkpoint-every is
+            snapshot_due = bool(opts.snapshot_every) and step % opts.snapshot_every == 0
+            at_checkpoint = (step % opts.checkpoint_every == 0 or step == opts.steps or step == opts.pretrain_steps
+                             or snapshot_due)
             val_due = (step % opts.val_every == 0) if opts.val_every else at_checkpoint
             if main and (val_due or step == opts.steps):
                 _validate(state, opts, device, runlog)
