@@ -265,6 +265,45 @@ def test_colorgan_calibrate_on_footage_chooses_among_snapshots(tmp_path, capsys)
     assert "must be" in capsys.readouterr().err
 
 
+def test_colorgan_calibrate_on_footage_and_photos_bounds_each_set(tmp_path, tiny_model):
+    """--footage with --with-photos: every candidate is one setting scored on both sets; its dPSNR is the worse
+    set's, its false colour the worse set's, its colourfulness their mean, and each set's figures are kept."""
+    from PIL import Image
+
+    import skimage.data
+
+    from vs_colorgan.training import calibrate as cal
+
+    data, frames = tmp_path / "data", tmp_path / "clip"
+    data.mkdir()
+    frames.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(skimage.data, name)()).save(data / f"{name}.jpg")
+    for i, rgb in enumerate(pan_frames(4, width=96, height=64)):
+        Image.fromarray(rgb).save(frames / f"f{i:03d}.png")
+    save_generator(tmp_path / "run/generator.safetensors", confident_generator(),
+                   ModelConfig(arch="unet", width=8, render_size=RS, confidence=True))
+    (tmp_path / "run/options.json").write_text(json.dumps({"data": [str(data)], "val_fraction": 0.999}))
+    out = tmp_path / "cal.safetensors"
+    assert cal.main([str(tmp_path / "run"), "--footage", str(frames), "--with-photos", "--render-sizes", "64",
+                     "--max-psnr-loss", "0", "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".calibration.json").read_text())
+    assert record["pictures"] == 4 + 3 and "footage" in record["scored_on"] and "photos" in record["scored_on"]
+    for r in record["candidates"]:
+        sets = list(r["by_set"].values())
+        assert len(sets) == 2
+        assert r["dpsnr"] == min(f["dpsnr"] for f in sets)
+        assert r["false_colour"] == max(f["false_colour"] for f in sets)
+        assert r["colourfulness_ratio"] == pytest.approx(np.mean([f["colourfulness_ratio"] for f in sets]))
+    calm = [r for r in record["candidates"] if r["flat_rainbow"] <= 0.01] or record["candidates"]
+    ok = [r for r in calm if all(f["dpsnr"] >= 0 and f["false_colour"] <= 0.03 for f in r["by_set"].values())]
+    if ok:
+        assert all(f["dpsnr"] >= 0 for f in record["chosen"]["by_set"].values())
+    # --with-photos without --footage is a clear error, nothing written
+    assert cal.main([str(tmp_path / "run"), "--with-photos", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_choose_respects_the_false_colour_bound():
     from vs_colorgan.training.calibrate import choose
 

@@ -17,7 +17,9 @@ Photographs are far more colourful than film frames: a gain chosen on photos ove
 (issue 17). ``--footage`` scores frames of real colour clips (video files or folders of frames) instead,
 and several generator files (say every snapshot of a run, ``--snapshot-every``) can be given at once: the
 training step is then chosen with the rest, where footage stops improving. Keep the clips you report on
-out of this choice.
+out of this choice. One clip is one kind of content, though: a model that paints bright areas green wins on a
+clip of foliage and paints a gray pavement green elsewhere. ``--with-photos`` scores the validation photos as
+well, and the PSNR and false-colour bounds must then hold on each set.
 
 Footage and photos do not show where a weak model paints rainbows: plain walls, skies, blurred backgrounds.
 Every candidate is therefore also run on the synthetic flat frames of :mod:`vs_colorgan.evaluate.flat_frames`
@@ -158,15 +160,18 @@ def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> list[float]:
 
 
 def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int, *, render_sizes=RENDER_SIZES,
-                     gains=GAINS, tau_factors=TAU_FACTORS, flat: Photo | None = None) -> tuple[list[dict], float]:
+                     gains=GAINS, tau_factors=TAU_FACTORS, flat: Photo | None = None,
+                     median_sigma: float | None = None) -> tuple[list[dict], float]:
     """Mean figures of every (render size, gain, tau) candidate over the pictures in ``photos`` (each a batch of
     one photo, or of a clip's frames); and the median predicted error. With ``flat`` (:func:`flat_pictures`),
-    each candidate's largest rainbow share on those frames too (``flat_rainbow``)."""
+    each candidate's largest rainbow share on those frames too (``flat_rainbow``). ``median_sigma``: the scale of
+    tau (tau = factor x it) when another set of pictures set it already; else these pictures' median error."""
     preds = {r: [predict(model, p, r, multiple) for p in photos] for r in render_sizes}
     flat_preds = {r: predict(model, flat, r, multiple) for r in render_sizes} if flat is not None else {}
     has_head = all(lv is not None for r in render_sizes for _, lv in preds[r])
     sigmas = torch.cat([lv.flatten() for _, lv in preds[render_sizes[0]]]).mul(0.5).exp() if has_head else None
-    median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
+    if median_sigma is None:
+        median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
     gray = [_psnr(color.merge_lab(p.l_norm, torch.zeros_like(p.ab)), p.rgb) for p in photos]
     truth_cf = float(torch.cat([colorfulness_batch(p.rgb) for p in photos]).mean())
     rows = []
@@ -188,6 +193,22 @@ def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int,
                     out = calibrate(*flat_preds[r], gain, tau)
                     rows[-1]["flat_rainbow"] = _flat_rainbow(color.merge_lab(flat.l_norm, out))
     return rows, median_sigma
+
+
+def merge_sets(by_set: dict[str, list[dict]]) -> list[dict]:
+    """One row per candidate from the rows of each set of pictures (same candidates, same order): the bounds hold
+    on the worst set (lowest PSNR gain, highest false colour), colourfulness is the sets' mean; each set's own
+    figures are kept under ``by_set``."""
+    names = list(by_set)
+    merged = []
+    for rows in zip(*by_set.values(), strict=True):
+        row = dict(rows[0])
+        row.update(dpsnr=min(r["dpsnr"] for r in rows), false_colour=max(r["false_colour"] for r in rows),
+                   colourfulness_ratio=float(np.mean([r["colourfulness_ratio"] for r in rows])),
+                   by_set={n: {k: r[k] for k in ("dpsnr", "colourfulness_ratio", "false_colour")}
+                           for n, r in zip(names, rows)})
+        merged.append(row)
+    return merged
 
 
 def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0) -> dict:
@@ -212,7 +233,9 @@ def _line(r: dict) -> str:
     return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
             f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
             f"  false colour {r['false_colour']:.1%}"
-            + (f"  flat rainbow {r['flat_rainbow']:.1%}" if "flat_rainbow" in r else "") + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
+            + (f"  flat rainbow {r['flat_rainbow']:.1%}" if "flat_rainbow" in r else "")
+            + "".join(f"  [{name.split(' ')[0]}: {f['dpsnr']:+.2f} dB, x{f['colourfulness_ratio']:.2f}]"
+                      for name, f in r.get("by_set", {}).items()) + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
 
 
 def average_weights(models: list[torch.nn.Module]) -> torch.nn.Module:
@@ -236,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--footage", type=Path, nargs="+",
                    help="score on frames of these colour clips (video files or folders of frames) instead of "
                         "the run's validation photos")
+    p.add_argument("--with-photos", action="store_true",
+                   help="with --footage: score the run's validation photos too; the PSNR and false-colour bounds "
+                        "then hold on each (footage alone can favour a model that suits its content)")
     p.add_argument("--frames-per-clip", type=int, default=75, help="evenly spaced frames taken of each --footage clip")
     p.add_argument("--average", action="store_true",
                    help="also try the mean of the given generator files' weights (checkpoint averaging)")
@@ -264,9 +290,21 @@ def _run_options(model: Path, gen_path: Path) -> dict:
     return {}
 
 
-def _pictures(args: argparse.Namespace, run_opts: dict) -> tuple[list[Photo], str]:
-    """What candidates are scored on (footage frames or validation photos) and its name; raises ValueError."""
+def _picture_sets(args: argparse.Namespace, run_opts: dict) -> dict[str, list[Photo]]:
+    """What candidates are scored on, by name: footage frames, validation photos, or both; raises ValueError."""
+    sets = {}
     if args.footage:
+        frames, name = _pictures(args, run_opts)
+        sets[name] = frames
+    if not args.footage or args.with_photos:
+        photos, name = _pictures(args, run_opts, photos=True)
+        sets[name] = photos
+    return sets
+
+
+def _pictures(args: argparse.Namespace, run_opts: dict, photos: bool = False) -> tuple[list[Photo], str]:
+    """What candidates are scored on (footage frames or validation photos) and its name; raises ValueError."""
+    if args.footage and not photos:
         missing = [str(f) for f in args.footage if not f.exists()]
         if missing:
             raise ValueError(f"--footage must be existing video files or folders of frames, not {missing}")
@@ -313,12 +351,16 @@ def main(argv: list[str] | None = None) -> int:
             check_render_size(r, cfg.size_multiple, name="--render-sizes")
     except ValueError as e:
         return fail(str(e))
+    if args.with_photos and not args.footage:
+        return fail("--with-photos adds the validation photos to --footage; without --footage they are scored anyway")
     try:
-        pictures, what = _pictures(args, _run_options(args.model[0], gen_paths[0]))
+        sets = _picture_sets(args, _run_options(args.model[0], gen_paths[0]))
     except ValueError as e:
         return fail(str(e))
     if args.device != "cpu":
-        pictures = [Photo(*(t.to(args.device) for t in (p.l_norm, p.ab, p.rgb))) for p in pictures]
+        sets = {name: [Photo(*(t.to(args.device) for t in (p.l_norm, p.ab, p.rgb))) for p in pics]
+                for name, pics in sets.items()}
+    what = " and ".join(sets)
     flat = flat_pictures() if args.max_rainbow < 1 else None
     if flat is not None and args.device != "cpu":
         flat = Photo(*(t.to(args.device) for t in (flat.l_norm, flat.ab, flat.rgb)))
@@ -329,9 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         model.chroma_gain = 1.0
         if hasattr(model, "confidence_tau"):
             model.confidence_tau = 0.0
-        model_rows, median_sigma = score_candidates(model, pictures, cfg.size_multiple,
-                                                    render_sizes=tuple(args.render_sizes), gains=tuple(args.gains),
-                                                    flat=flat)
+        # tau's scale comes from the first set (the footage when given), so a candidate is one setting on all sets
+        by_set, median_sigma = {}, None
+        for i, (name, pics) in enumerate(sets.items()):
+            by_set[name], sigma = score_candidates(model, pics, cfg.size_multiple, render_sizes=tuple(args.render_sizes),
+                                                   gains=tuple(args.gains), flat=flat if i == 0 else None,
+                                                   median_sigma=median_sigma)
+            median_sigma = sigma if median_sigma is None else median_sigma
+        model_rows = merge_sets(by_set) if len(by_set) > 1 else next(iter(by_set.values()))
         for r in model_rows:
             r.update(model=str(gen_path), median_sigma=median_sigma)
         rows += model_rows
@@ -348,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     new_cfg = dataclasses.replace(chosen_cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
                                   render_size=best["render_size"])
     save_generator(args.out, model.cpu(), new_cfg)  # the weights are unchanged; the calibration is in the config
-    record = {"source": best["model"], "scored_on": what, "pictures": sum(len(p.l_norm) for p in pictures),
+    record = {"source": best["model"], "scored_on": what,
+              "pictures": sum(len(p.l_norm) for pics in sets.values() for p in pics),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
               "max_rainbow": args.max_rainbow,
               "chosen": best, "best_per_model": best_by_model, "candidates": rows}
