@@ -96,7 +96,8 @@ def test_rgb_and_pcm_sources(model: Path, tmp_path: Path) -> None:
 
 
 def test_kill_leaves_no_output_and_the_next_run_clears_the_leftover(model: Path, tmp_path: Path) -> None:
-    src = write_source(tmp_path / "long.mp4", frames=400, audio=None, w=320, h=240)
+    # long enough that no run ends before the signal reaches it (a fast machine rendered 400 frames first)
+    src = write_source(tmp_path / "long.mp4", frames=1500, audio=None, w=320, h=240)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
