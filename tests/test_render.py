@@ -236,3 +236,21 @@ def test_every_colorize_option_reaches_the_render(model: Path, source: Path, tmp
     with pytest.raises(SystemExit) as info:
         render(source, tmp_path / "y.mkv", "--model", model, "--saturaton", "0.5")
     assert info.value.code == 2
+
+
+def test_a_swallowed_signal_is_raised_again_at_the_next_frame() -> None:
+    """A signal whose exception something swallowed on the way (a VapourSynth callback on the main thread
+    reports it as "ignored") is raised again by the render loop's per-frame check, and forgotten after."""
+    from vs_colorgan.render.arguments import Terminated, raise_pending_signal, terminated_on_signals
+
+    for sig, expected in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
+        with terminated_on_signals():
+            raise_pending_signal()  # nothing received yet: nothing raised
+            try:
+                os.kill(os.getpid(), sig)
+                time.sleep(0.5)  # the handler runs on the main thread at the next bytecode
+            except expected:
+                pass  # swallowed
+            with pytest.raises(expected):
+                raise_pending_signal()
+        raise_pending_signal()  # outside the block: forgotten

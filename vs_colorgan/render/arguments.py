@@ -68,17 +68,44 @@ class Terminated(BaseException):
     """SIGTERM/SIGHUP, raised in the main thread so that temporary files are removed on the way out."""
 
 
+# signals received inside terminated_on_signals(): raising in the handler is not always enough, since a
+# VapourSynth callback that happens to run on the main thread when the signal comes reports the exception as
+# "ignored" and goes on (a Ctrl-C'd render once finished and exited 0); the render loop asks again every frame
+_pending: list[int] = []
+
+
 def _raise_terminated(signum: int, _frame: Any) -> None:
+    _pending.append(signum)
     raise Terminated(signum)
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    _pending.append(signum)
+    raise KeyboardInterrupt
+
+
+def raise_pending_signal() -> None:
+    """Raise again the first signal received inside :func:`terminated_on_signals` (KeyboardInterrupt for
+    SIGINT, else :class:`Terminated`); nothing when none came. Called once per frame by the render loops."""
+    if _pending:
+        signum = _pending[0]
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
 
 
 @contextlib.contextmanager
 def terminated_on_signals() -> Iterator[None]:
-    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (like Ctrl-C raises KeyboardInterrupt)."""
-    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {s: signal.signal(s, _raise_terminated) for s in signals}
+    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (like Ctrl-C raises KeyboardInterrupt),
+    and every such signal, Ctrl-C included, is remembered for :func:`raise_pending_signal`."""
+    handlers = {getattr(signal, name): _raise_terminated for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # leave a host's own Ctrl-C handling alone
+        handlers[signal.SIGINT] = _raise_interrupt
+    _pending.clear()
+    previous = {s: signal.signal(s, handler) for s, handler in handlers.items()}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _pending.clear()

@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .arguments import PROG, RenderError
+from .arguments import PROG, RenderError, raise_pending_signal
 
 # codec choice -> (FFmpeg encoder, display name)
 CODECS: dict[str, str] = {"h264": "libx264", "h265": "libx265", "ffv1": "ffv1"}
@@ -300,6 +300,7 @@ def write(job: Job, args: argparse.Namespace, path: Path, *, audio: bool = True,
             with tqdm(total=job.clip.num_frames, unit="frame", desc="colorize", file=sys.stderr,
                       disable=not bar) as progress:
                 for i, frame in enumerate(job.clip.frames(close=True)):
+                    raise_pending_signal()
                     if stop is not None and stop():
                         raise Stopped(f"stopped before frame {job.start + i}")
                     av_frame = to_av_frame(frame, job.enc.pix_fmt, job.tags)
