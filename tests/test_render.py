@@ -102,8 +102,11 @@ def test_kill_leaves_no_output_and_the_next_run_clears_the_leftover(model: Path,
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
     def start() -> subprocess.Popen:
+        # the child gets Ctrl-C's default disposition: an ignored SIGINT is inherited across exec, and some test
+        # before this one (Ray's start-up) leaves SIGINT ignored in the pytest process
         return subprocess.Popen([sys.executable, "-m", "vs_colorgan.render", str(src), str(out), "--model", str(model),
-                                 "--quiet", "--threads", "1"], env=env, stderr=subprocess.PIPE)
+                                 "--quiet", "--threads", "1"], env=env, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def wait_for_temporary(proc: subprocess.Popen) -> Path:
         for _ in range(1200):  # up to 2 minutes on a loaded machine; not a timing assertion
@@ -243,6 +246,7 @@ def test_a_swallowed_signal_is_raised_again_at_the_next_frame() -> None:
     reports it as "ignored") is raised again by the render loop's per-frame check, and forgotten after."""
     from vs_colorgan.render.arguments import Terminated, raise_pending_signal, terminated_on_signals
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh render process
     for sig, expected in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
         with terminated_on_signals():
             raise_pending_signal()  # nothing received yet: nothing raised
@@ -254,3 +258,4 @@ def test_a_swallowed_signal_is_raised_again_at_the_next_frame() -> None:
             with pytest.raises(expected):
                 raise_pending_signal()
         raise_pending_signal()  # outside the block: forgotten
+    signal.signal(signal.SIGINT, before)
