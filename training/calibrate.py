@@ -292,26 +292,25 @@ def _run_options(model: Path, gen_path: Path) -> dict:
 
 def _picture_sets(args: argparse.Namespace, run_opts: dict) -> dict[str, list[Photo]]:
     """What candidates are scored on, by name: footage frames, validation photos, or both; raises ValueError."""
-    sets = {}
-    if args.footage:
-        frames, name = _pictures(args, run_opts)
-        sets[name] = frames
+    sets = dict([_footage(args)]) if args.footage else {}
     if not args.footage or args.with_photos:
-        photos, name = _pictures(args, run_opts, photos=True)
-        sets[name] = photos
+        sets.update([_validation_photos(args, run_opts)])
     return sets
 
 
-def _pictures(args: argparse.Namespace, run_opts: dict, photos: bool = False) -> tuple[list[Photo], str]:
-    """What candidates are scored on (footage frames or validation photos) and its name; raises ValueError."""
-    if args.footage and not photos:
-        missing = [str(f) for f in args.footage if not f.exists()]
-        if missing:
-            raise ValueError(f"--footage must be existing video files or folders of frames, not {missing}")
-        frames = footage_frames(args.footage, args.frames_per_clip)
-        if not frames:
-            raise ValueError(f"no readable frames in --footage {[str(f) for f in args.footage]}")
-        return frames, f"footage frames ({', '.join(f.name for f in args.footage)})"
+def _footage(args: argparse.Namespace) -> tuple[str, list[Photo]]:
+    """The --footage clips' frames and their name; raises ValueError."""
+    missing = [str(f) for f in args.footage if not f.exists()]
+    if missing:
+        raise ValueError(f"--footage must be existing video files or folders of frames, not {missing}")
+    frames = footage_frames(args.footage, args.frames_per_clip)
+    if not frames:
+        raise ValueError(f"no readable frames in --footage {[str(f) for f in args.footage]}")
+    return f"footage frames ({', '.join(f.name for f in args.footage)})", frames
+
+
+def _validation_photos(args: argparse.Namespace, run_opts: dict) -> tuple[str, list[Photo]]:
+    """The run's validation photos and their name; raises ValueError."""
     data = args.data or run_opts.get("data")
     val_fraction = args.val_fraction if args.val_fraction is not None else run_opts.get("val_fraction")
     if not data or val_fraction is None:
@@ -319,7 +318,7 @@ def _pictures(args: argparse.Namespace, run_opts: dict, photos: bool = False) ->
     photos = validation_photos(data, val_fraction, limit=args.limit, exclude=tuple(run_opts.get("exclude", ())))
     if not photos:
         raise ValueError(f"no validation photos in {data} at val_fraction {val_fraction}")
-    return photos, "validation photos"
+    return "validation photos", photos
 
 
 def main(argv: list[str] | None = None) -> int:
