@@ -51,7 +51,8 @@ NOT_GLUE = ("source", "inference")
 GOALS = {"480p": "goal ≤ 20%", "1080p": "goal ≤ 35%"}  # issue 15, ORT on the CPU
 # Colorizer method -> the stage its exclusive time is charged to.
 METHODS = {"preprocess": "preprocess", "infer": "inference", "predict": "temporal", "window_length": "temporal",
-           "combine": "temporal", "luma_guide": "luma guide", "chroma": "chroma upsample", "postprocess": "quantise"}
+           "combine": "temporal", "luma_guide": "luma guide", "chroma": "chroma upsample", "postprocess": "quantise",
+           "finish": "chroma upsample"}
 
 
 class StageClock:

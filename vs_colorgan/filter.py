@@ -20,6 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,6 +149,7 @@ class AutomaticColour:
         self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
         self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
         self.lookahead: Lookahead | None = None  # set by build (see ahead())
+        self._pending: tuple[int, Future[vs.VideoFrame]] | None = None  # the luma frame asked for ahead (ahead())
 
     def __call__(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
         """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
@@ -163,24 +165,36 @@ class AutomaticColour:
         return lumas[0], c.combine(ab_window, lumas)
 
     def ahead(self, n: int, *, wanted: bool = True) -> None:
-        """In a sequential render, start frame ``n + 1``'s luma and inference on the look-ahead thread, so
-        that it runs while this callback does frame ``n``'s glue (vs_colorgan.lookahead; 480p on 2 cores:
-        README, Speed). The caches make each value computed once, by whichever side asks first. Called for
-        every frame (it records the order of the callbacks); ``wanted=False`` records without starting."""
+        """In a sequential render, start frame ``n + 1``'s inference on the look-ahead thread, so that it runs
+        while this callback does frame ``n``'s glue (vs_colorgan.lookahead; 480p on 2 cores: README, Speed).
+        The caches make each value computed once, by whichever side asks first. Called for every frame (it
+        records the order of the callbacks); ``wanted=False`` records without starting."""
         la, small = self.lookahead, self.small
         if la is None or not la.in_order(n) or not wanted or n + 1 >= small.num_frames:
+            self._pending = None
             return
         c, i = self.colorizer, n + 1
+        # frames n + 1 and n + 2 of the render-size luma are asked for a frame early, so that VapourSynth's
+        # threads decode and resize them while the look-ahead infers frame n; and frame n + 1's luma is
+        # prepared here, on the callback's thread, when its frame is there. Fetched and prepared inside the
+        # job, the inference thread sat idle between two frames for both (480p: ~2 ms of every ~12)
+        pending = self._pending[1] if self._pending is not None and self._pending[0] == i else small.get_frame_async(i)
+        self._pending = (i + 1, small.get_frame_async(i + 1)) if i + 1 < small.num_frames else None
+        ready = None
+        if pending.done() and pending.exception() is None:  # no wait on VapourSynth here (see job)
+            ready = self.lumas.get_or_compute(i, lambda: c.preprocess(np.asarray(pending.result()[0])))
 
         def job() -> None:
             if la.passed(i):  # stale: the callbacks got there first (tiny frames, or a slow look-ahead thread)
                 return
-            # get_frame first, outside the caches: it may wait for a VapourSynth thread, and a callback must
-            # never wait on a cache entry whose owner waits on VapourSynth (with one thread, or all of them
-            # inside callbacks, that is a deadlock). Past this line the job only computes, so a callback
-            # waiting on its entries always gets them; the job may also wait on the callback's, which compute.
-            mine = c.preprocess(np.asarray(small.get_frame(i)[0]))
-            luma = self.lumas.get_or_compute(i, lambda: mine)
+            luma = ready
+            if luma is None:
+                # the frame first, outside the caches: it may wait for a VapourSynth thread, and a callback must
+                # never wait on a cache entry whose owner waits on VapourSynth (with one thread, or all of them
+                # inside callbacks, that is a deadlock). Past this line the job only computes, so a callback
+                # waiting on its entries always gets them; the job may also wait on the callback's, which compute.
+                mine = c.preprocess(np.asarray(pending.result()[0]))
+                luma = self.lumas.get_or_compute(i, lambda: mine)
             self.predictions.get_or_compute(i, lambda: c.predict(luma))
 
         la.submit(job)
@@ -221,21 +235,26 @@ class FrameProcessor:
         self.auto.ahead(n)
         render, ab = self.auto(n, window)
         # stage 4: guided upsampling, recombination with the source luma, quantisation
-        cm, guide = self.colorimetry_and_guide(frame)
+        cm = self.colorimetry(frame)
         out, planes = _output_frame(frame, cm)
-        c.postprocess(render, ab, guide, matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
-                      is_float=p.is_float, out=planes)
+        c.finish(render, ab, np.asarray(frame[0]), matrix=cm.matrix, bits=p.bits, full_range=cm.full_range,
+                 is_float=p.is_float, subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
+                 chroma_location=int(frame.props.get("_ChromaLocation", 0)), out=planes)
         return out
 
+    def colorimetry(self, frame: vs.VideoFrame) -> FrameColorimetry:
+        """The frame's colorimetry (tags read, defaults filled)."""
+        p = self.plane
+        return resolve_colorimetry(frame.props, width=p.width, height=p.height, is_float=p.is_float,
+                                   fallback_matrix=self.fallback_matrix, gray=p.gray)
+
     def colorimetry_and_guide(self, frame: vs.VideoFrame) -> tuple[FrameColorimetry, torch.Tensor]:
-        """The frame's colorimetry (tags read, defaults filled) and its luma on the chroma grid (the upsampling guide)."""
+        """The frame's colorimetry and its luma on the chroma grid (the upsampling guide)."""
         c, p = self.colorizer, self.plane
-        props = frame.props
-        cm = resolve_colorimetry(props, width=p.width, height=p.height, is_float=p.is_float,
-                                 fallback_matrix=self.fallback_matrix, gray=p.gray)
+        cm = self.colorimetry(frame)
         guide = c.luma_guide(np.asarray(frame[0]), bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
                              subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
-                             chroma_location=int(props.get("_ChromaLocation", 0)))
+                             chroma_location=int(frame.props.get("_ChromaLocation", 0)))
         return cm, guide
 
     def process_with_references(self, n: int, frame: vs.VideoFrame, window: list[vs.VideoFrame]) -> vs.VideoFrame:

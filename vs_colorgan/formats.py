@@ -30,6 +30,7 @@ import torch
 
 from .color import MATRIX_COEFFICIENTS
 from .errors import ColorizeError
+from .scratch import Scratch, take
 
 UNSPECIFIED = 2
 MATRIX_NAMES = {0: "RGB", 1: "BT.709", 2: "unspecified", 4: "FCC", 5: "BT.470BG", 6: "SMPTE 170M",
@@ -109,14 +110,15 @@ def plane_to_tensor(plane: np.ndarray | torch.Tensor, *, device: torch.device | 
     return plane.to(device=device, dtype=torch.float32)[None, None]
 
 
-def code_to_unit(y: torch.Tensor, *, bits: int, full_range: bool, is_float: bool) -> torch.Tensor:
-    """Luma sample values (float tensor) -> Y' in [0, 1] (not clipped)."""
+def code_to_unit(y: torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
+                 in_place: bool = False) -> torch.Tensor:
+    """Luma sample values (float tensor) -> Y' in [0, 1] (not clipped); ``in_place``: into ``y`` (the same bits)."""
     if is_float:
         return y
     if full_range:
-        return y * (1.0 / ((1 << bits) - 1))
+        return y.mul_(1.0 / ((1 << bits) - 1)) if in_place else y * (1.0 / ((1 << bits) - 1))
     s = float(1 << (bits - 8))
-    return (y - 16.0 * s).mul_(1.0 / (219.0 * s))
+    return (y.sub_(16.0 * s) if in_place else y - 16.0 * s).mul_(1.0 / (219.0 * s))
 
 
 def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
@@ -126,19 +128,22 @@ def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: boo
 
 
 def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
-                    out: tuple[np.ndarray, ...] | None = None) -> np.ndarray | None:
+                    out: tuple[np.ndarray, ...] | None = None, scratch: Scratch | None = None) -> np.ndarray | None:
     """Cb and/or Cr in [-0.5, 0.5] (clipped here), shape (H, W) or (2, H, W) -> numpy of the frame's sample type.
 
     Rounds half up (floor(x + 0.5)), as zimg does without dithering. With ``out`` (one writable (H, W) array
     per plane of ``c``, e.g. the planes of a VapourSynth frame, strided) the codes are written there, converted
-    to the arrays' sample type in the same pass, and None is returned: no intermediate planes, no copy after.
+    to the arrays' sample type in the same pass, and None is returned: no intermediate planes, no copy after;
+    its work plane then comes from ``scratch`` where given (see :mod:`vs_colorgan.scratch`).
     """
     if c.device.type == "cpu" and not c.requires_grad:
         # numpy on the CPU: the same operations (the same bits), single-threaded SIMD passes; torch's two
         # intra-op threads waited for the core that ORT's inference held (see upsample._limit_to_gamut_cpu)
-        x = np.clip(c.numpy(), np.float32(-0.5), np.float32(0.5))
+        x = c.numpy()
+        x = np.clip(x, np.float32(-0.5), np.float32(0.5),
+                    out=take(scratch if out is not None else None, "quantize", x.shape))
         if not is_float:
-            scale, offset = _code_scale(bits, full_range)
+            scale, offset = code_scale(bits, full_range)
             x *= np.float32(scale)
             x += np.float32(offset)
             x += np.float32(0.5)
@@ -152,7 +157,7 @@ def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: b
     c = c.clamp(-0.5, 0.5)
     if not is_float:
         # in place on the clamped copy, the operations in the order of code = C * scale + offset; floor(code + 0.5)
-        scale, offset = _code_scale(bits, full_range)
+        scale, offset = code_scale(bits, full_range)
         c = c.mul_(scale).add_(offset).add_(0.5).floor_().clamp_(0.0, float((1 << bits) - 1))
     if out is not None:
         planes = c if c.dim() == 3 else c[None]
@@ -166,7 +171,7 @@ def quantize_chroma(c: torch.Tensor, *, bits: int, full_range: bool, is_float: b
     return c.to(torch.int32).cpu().numpy().astype(np.uint16)
 
 
-def _code_scale(bits: int, full_range: bool) -> tuple[float, float]:
+def code_scale(bits: int, full_range: bool) -> tuple[float, float]:
     """code = C * scale + offset: H.273 full range, BT.601/709 limited range (module docstring)."""
     if full_range:
         return float((1 << bits) - 1), float(1 << (bits - 1))

@@ -40,10 +40,13 @@ from .backends import Runner, choose_backend, load_runner
 from .color import MATRIX_COEFFICIENTS
 from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
-from .formats import code_to_unit, plane_to_tensor, quantize_chroma
+from . import chroma_kernel
+from .formats import code_scale, code_to_unit, plane_to_tensor, quantize_chroma
+from .scratch import Scratch
 from .temporal import combine, window_length
 from .threads import glue_threads, inference_threads, single_threaded
-from .upsample import fast_guided_upsample, integer_luma_to_chroma_grid, limit_to_gamut, luma_to_chroma_grid
+from .upsample import (chroma_siting, fast_guided_upsample, guided_coefficients, integer_luma_to_chroma_grid,
+                       limit_to_gamut, luma_to_chroma_grid)
 
 
 
@@ -66,6 +69,7 @@ def render_shape(width: int, height: int, render_size: int, multiple: int) -> tu
     return (short, long) if width <= height else (long, short)
 
 
+_SCRATCH = Scratch()  # stage 4's full-size planes, per thread (vs_colorgan.scratch)
 WORK_SHRINK = 2  # the work grid of stages 3 and 4 is the render size / 2
 
 
@@ -194,8 +198,9 @@ class Colorizer:
         if y is None:
             y = luma_to_chroma_grid(plane_to_tensor(luma_plane), subsampling_w=subsampling_w,
                                     subsampling_h=subsampling_h, chroma_location=chroma_location)
-        y = y.to(self.device)
-        y = code_to_unit(y, bits=bits, full_range=full_range, is_float=is_float)
+        # a plane summed here is this call's own: scaled in place (a fresh full-size result costs page faults)
+        y = code_to_unit(y.to(self.device), bits=bits, full_range=full_range, is_float=is_float,
+                         in_place=not is_float and isinstance(luma_plane, np.ndarray))
         # non-finite float samples: see preprocess (integer planes cannot hold them: no cost there)
         return torch.nan_to_num(y, nan=0.0, posinf=1.0, neginf=0.0) if is_float else y
 
@@ -227,16 +232,18 @@ class Colorizer:
 
     # -- stage 4: chroma upsampling, recombination, quantisation ------------------------------------------
     @single_threaded  # the glue's small operations: see vs_colorgan.threads
-    def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int) -> torch.Tensor:
-        """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide``."""
+    def chroma(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
+               scratch: Scratch | None = None) -> torch.Tensor:
+        """(L, ab) on the work grid -> Cb, Cr (1, 2, Hc, Wc) in [-0.5, 0.5] at the size of ``guide`` (with
+        ``scratch``, on the CPU, a view of the calling thread's planes: see :mod:`vs_colorgan.scratch`)."""
         kr, kb = MATRIX_COEFFICIENTS[matrix]
         if self.options.saturation == 0.0:  # gray: skip the upsampling of zeros
             return torch.zeros((1, 2, *guide.shape[-2:]), dtype=guide.dtype, device=guide.device)
         cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
         # low-resolution guide: the luma the network saw (the same signal as the full-size guide)
-        cbcr = fast_guided_upsample(cbcr, render.y_work, guide,
-                                    radius=self.options.upsample_radius, eps=self.options.upsample_eps)
-        return limit_to_gamut(guide, cbcr, kr, kb)
+        cbcr = fast_guided_upsample(cbcr, render.y_work, guide, radius=self.options.upsample_radius,
+                                    eps=self.options.upsample_eps, scratch=scratch)
+        return limit_to_gamut(guide, cbcr, kr, kb, scratch=scratch)
 
     @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
@@ -244,6 +251,39 @@ class Colorizer:
                     out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Stage 4 up to numpy: the Cb and Cr planes (Hc, Wc) in the output sample type; with ``out`` (two
         writable planes, e.g. a new frame's) written there instead (see :func:`quantize_chroma`), returning None."""
-        cbcr = self.chroma(render, ab_norm, guide, matrix=matrix)
-        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float, out=out)  # both at once
+        # written into `out` at once: the full-size steps may use this thread's reused planes (vs_colorgan.scratch)
+        scratch = _SCRATCH if out is not None else None
+        cbcr = self.chroma(render, ab_norm, guide, matrix=matrix, scratch=scratch)
+        planes = quantize_chroma(cbcr[0], bits=bits, full_range=full_range, is_float=is_float, out=out,
+                                 scratch=scratch)  # both at once
         return None if planes is None else (planes[0], planes[1])
+
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
+    def finish(self, render: RenderLuma, ab_norm: torch.Tensor, luma_plane: np.ndarray, *, matrix: int, bits: int,
+               full_range: bool, is_float: bool = False, subsampling_w: int = 0, subsampling_h: int = 0,
+               chroma_location: int = 0,
+               out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 4 from the frame's luma plane as stored (H, W) to the Cb and Cr planes (Hc, Wc) in its sample
+        type (written into ``out`` where given, and returned): :meth:`luma_guide` + :meth:`postprocess`, in one
+        pass per row on the CPU where :mod:`vs_colorgan.chroma_kernel` takes the frame (8-16 bit integer
+        luma, the usual subsamplings), the same arithmetic but for the coefficients' interpolation order."""
+        hc, wc = luma_plane.shape[0] >> subsampling_h, luma_plane.shape[1] >> subsampling_w
+        if (self.device.type != "cpu" or is_float or self.options.saturation == 0.0
+                or not chroma_kernel.handles(luma_plane, subsampling_w=subsampling_w, subsampling_h=subsampling_h)):
+            guide = self.luma_guide(luma_plane, bits=bits, full_range=full_range, is_float=is_float,
+                                    subsampling_w=subsampling_w, subsampling_h=subsampling_h,
+                                    chroma_location=chroma_location)
+            planes = self.postprocess(render, ab_norm, guide, matrix=matrix, bits=bits, full_range=full_range,
+                                      is_float=is_float, out=out)
+            return out if planes is None else planes
+        if out is None:
+            out = tuple(np.empty((hc, wc), dtype=luma_plane.dtype) for _ in range(2))
+        kr, kb = MATRIX_COEFFICIENTS[matrix]
+        cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
+        coef = guided_coefficients(cbcr, render.y_work, radius=self.options.upsample_radius,
+                                   eps=self.options.upsample_eps)
+        siting_w, siting_h = chroma_siting(chroma_location)
+        chroma_kernel.finish(coef[0].numpy(), luma_plane, out, subsampling_w=subsampling_w,
+                             subsampling_h=subsampling_h, siting_w=siting_w, siting_h=siting_h, bits=bits,
+                             full_range=full_range, kr=kr, kb=kb, code_scale=code_scale(bits, full_range))
+        return out[0], out[1]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .scratch import Scratch, take
+
 # VapourSynth ChromaLocation -> (horizontal, vertical) siting, each "cosited" (first luma sample),
 # "center" (between samples) or "bottom" (last luma sample of the group).
 _SITING: dict[int, tuple[str, str]] = {
@@ -28,6 +30,11 @@ _SITING: dict[int, tuple[str, str]] = {
     4: ("cosited", "bottom"),  # bottom-left
     5: ("center", "bottom"),  # bottom
 }
+
+
+def chroma_siting(chroma_location: int) -> tuple[str, str]:
+    """VapourSynth's ``_ChromaLocation`` -> the (horizontal, vertical) siting; unknown values read as 0 (left)."""
+    return _SITING.get(int(chroma_location), _SITING[0])
 
 
 def _window_counts(n: int, radius: int, like: torch.Tensor) -> torch.Tensor:
@@ -64,18 +71,11 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     return s / counts
 
 
-def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch.Tensor, *,
-                         radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
-    """Upsample ``p_low`` (N, C, h, w) to the size of ``i_high`` (N, 1, H, W) guided by the luma.
-
-    ``i_low`` (N, 1, h, w) is the guide at the size of ``p_low``; ``radius`` is in low-resolution pixels,
-    ``eps`` (in guide units squared, Y' in [0, 1]) is the regulariser: where the luma varies less than
-    about sqrt(eps) the chroma is smoothed, where it varies more the chroma follows its edges.
-
-    >>> q = fast_guided_upsample(cbcr_256, y_256, y_1080, radius=2, eps=1e-3)
-    """
-    # He & Sun 2015, Algorithm 2: steps 2-5 at low resolution (all box means in one pass), step 6
-    # bilinear, step 7 at full size.
+def guided_coefficients(p_low: torch.Tensor, i_low: torch.Tensor, *, radius: int, eps: float) -> torch.Tensor:
+    """The box-filtered linear coefficients (N, 2C, h, w) of the guided filter, ``a`` then ``b`` per channel of
+    ``p_low`` (N, C, h, w), guided by ``i_low`` (N, 1, h, w): He & Sun 2015, Algorithm 2, steps 2-5, all at low
+    resolution (all box means in one pass). Steps 6 (bilinear) and 7 (q = a I + b at full size) follow in
+    :func:`fast_guided_upsample`, or in :mod:`vs_colorgan.chroma_kernel`."""
     c = p_low.shape[1]
     means = box_mean(torch.cat([i_low, p_low, i_low * i_low, i_low * p_low], dim=1), radius)
     mean_i, mean_p = means[:, :1], means[:, 1:1 + c]
@@ -83,9 +83,25 @@ def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch
     cov_ip = means[:, 2 + c:] - mean_i * mean_p
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    ab = box_mean(torch.cat([a, b], dim=1), radius)
+    return box_mean(torch.cat([a, b], dim=1), radius)
+
+
+def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch.Tensor, *,
+                         radius: int = 2, eps: float = 1e-3, scratch: Scratch | None = None) -> torch.Tensor:
+    """Upsample ``p_low`` (N, C, h, w) to the size of ``i_high`` (N, 1, H, W) guided by the luma.
+
+    ``i_low`` (N, 1, h, w) is the guide at the size of ``p_low``; ``radius`` is in low-resolution pixels,
+    ``eps`` (in guide units squared, Y' in [0, 1]) is the regulariser: where the luma varies less than
+    about sqrt(eps) the chroma is smoothed, where it varies more the chroma follows its edges.
+
+    >>> q = fast_guided_upsample(cbcr_256, y_256, y_1080, radius=2, eps=1e-3)
+
+    With ``scratch`` the CPU result is a view of the calling thread's planes (see :mod:`vs_colorgan.scratch`).
+    """
+    c = p_low.shape[1]
+    ab = guided_coefficients(p_low, i_low, radius=radius, eps=eps)
     if _on_cpu_arrays(ab, i_high) and ab.shape[0] == 1:
-        return _apply_coefficients_cpu(ab[0], i_high[0, 0], c)
+        return _apply_coefficients_cpu(ab[0], i_high[0, 0], c, scratch)
     ab = F.interpolate(ab, size=i_high.shape[-2:], mode="bilinear", align_corners=False)
     return torch.addcmul(ab[:, c:], ab[:, :c], i_high)
 
@@ -95,7 +111,7 @@ def _on_cpu_arrays(*tensors: torch.Tensor) -> bool:
     return not torch.jit.is_tracing() and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
 
 
-def _apply_coefficients_cpu(ab: torch.Tensor, guide: torch.Tensor, c: int) -> torch.Tensor:
+def _apply_coefficients_cpu(ab: torch.Tensor, guide: torch.Tensor, c: int, scratch: Scratch | None = None) -> torch.Tensor:
     """Steps 6-7 of Algorithm 2 on the CPU: ``ab`` (2c, h, w) bilinearly to the guide's size, q = a * I + b.
 
     OpenCV's ``cv2.resize`` (INTER_LINEAR: the same half-pixel-centre bilinear as ``F.interpolate`` with
@@ -106,7 +122,7 @@ def _apply_coefficients_cpu(ab: torch.Tensor, guide: torch.Tensor, c: int) -> to
     which moves a quantised chroma code by one in about 1 % of samples (docs/filter.md)."""
     h, w = guide.shape
     src = ab.numpy()
-    up = np.empty((2 * c, h, w), dtype=np.float32)
+    up = take(scratch, "coefficients", (2 * c, h, w))
     for k in range(2 * c):
         cv2.resize(src[k], (w, h), dst=up[k], interpolation=cv2.INTER_LINEAR)
     a, b = up[:c], up[c:]
@@ -167,7 +183,7 @@ def luma_to_chroma_grid(y: torch.Tensor, *, subsampling_w: int = 0, subsampling_
     A box mean for centred siting, a triangle filter centred on the co-sited luma sample otherwise.
     Unknown ``chroma_location`` values are treated as 0 (left), VapourSynth's default.
     """
-    horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
+    horizontal, vertical = chroma_siting(chroma_location)
     # vertical first: whole rows at a time on the full plane, the strided horizontal pass on half of it
     y = _reduce_axis(y, 1 << subsampling_h, vertical, 2)
     return _reduce_axis(y, 1 << subsampling_w, horizontal, 3)
@@ -210,7 +226,7 @@ def integer_luma_to_chroma_grid(plane: np.ndarray, *, subsampling_w: int = 0, su
     if plane.dtype not in (np.uint8, np.uint16) or subsampling_w > 1 or subsampling_h > 1 \
             or not (subsampling_w or subsampling_h):  # 4:4:4: nothing to reduce, the float path is the copy
         return None
-    horizontal, vertical = _SITING.get(int(chroma_location), _SITING[0])
+    horizontal, vertical = chroma_siting(chroma_location)
     wide = np.uint16 if plane.dtype == np.uint8 else np.uint32  # room for 8 samples: 8 * 255, 8 * 65535
     x, weight = plane, 1
     if subsampling_h:
@@ -224,14 +240,18 @@ def integer_luma_to_chroma_grid(plane: np.ndarray, *, subsampling_w: int = 0, su
     return torch.from_numpy(x.astype(np.float32)).mul_(1.0 / weight)[None, None]
 
 
-def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) -> torch.Tensor:
+def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float, *,
+                   scratch: Scratch | None = None) -> torch.Tensor:
     """Scale chroma (1, 2, H, W) towards gray per pixel so that Y' + chroma decodes to R'G'B' in [0, 1].
 
     New chroma on an untouched luma can ask for colours no display has (a saturated colour on a very dark
     or very bright luma); decoding then clips R', G' or B' and the luma the viewer sees changes. Shrinking
     the chroma by the largest factor s in [0, 1] that keeps all three channels legal keeps luma and hue
-    and loses only saturation. ``y`` (1, 1, H, W) is Y' on the chroma grid; (Kr, Kb) the matrix.
+    and loses only saturation. ``y`` (1, 1, H, W) is Y' on the chroma grid; (Kr, Kb) the matrix. With
+    ``scratch`` the CPU result is a view of the calling thread's planes (see :mod:`vs_colorgan.scratch`).
     """
+    if _on_cpu_arrays(y, cbcr) and cbcr.shape[0] == 1:  # the filter on the CPU (numpy: see _limit_to_gamut_cpu)
+        return torch.from_numpy(_limit_to_gamut_cpu(y[0, 0].numpy(), cbcr[0].numpy(), kr, kb, scratch))[None]
     y = y.clamp(0.0, 1.0)
     cb, cr = cbcr[:, 0:1], cbcr[:, 1:2]
     # ITU-R BT.601/709 inverse: channel = Y' + d, with d linear in (Cb, Cr); since Kr d_r + Kg d_g + Kb d_b = 0,
@@ -245,8 +265,6 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) ->
         down = torch.minimum(torch.minimum(d_r, d_g), d_b).neg_().clamp_(min=1e-12)
         scale = torch.minimum((1.0 - y) / up, y / down).clamp_(max=1.0)
         return cbcr * scale
-    if _on_cpu_arrays(y, cbcr) and cbcr.shape[0] == 1:
-        return torch.from_numpy(_limit_to_gamut_cpu(y[0, 0].numpy(), cbcr[0].numpy(), kr, kb))[None]
     # the filter on CUDA: the same operations in the same order (the same bits), written into three buffers instead of
     # a fresh full-size temporary per operation, which costs an allocation and its page faults besides the pass
     d_g = d_r * kr
@@ -260,19 +278,23 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float) ->
     return cbcr * scale
 
 
-def _limit_to_gamut_cpu(y: np.ndarray, cbcr: np.ndarray, kr: float, kb: float) -> np.ndarray:
+def _limit_to_gamut_cpu(y: np.ndarray, cbcr: np.ndarray, kr: float, kb: float,
+                        scratch: Scratch | None = None) -> np.ndarray:
     """:func:`limit_to_gamut`'s operations in the same order on numpy arrays (y (H, W) clamped here, cbcr
     (2, H, W)), the same float32 bits (IEEE-rounded elementwise operations, python scalars taken as float32 by
     both). Why numpy: single-threaded SIMD passes; torch's two intra-op threads waited for a core that ORT's
-    inference (on the look-ahead thread) held, ~5x slower per pass at 1080p in the filter."""
-    y = np.clip(y, 0.0, 1.0)
+    inference (on the look-ahead thread) held, ~5x slower per pass at 1080p in the filter. Every
+    temporary is written in place (into ``scratch`` where given): fresh full-size planes cost page faults."""
+    shape = y.shape
+    y = np.clip(y, 0.0, 1.0, out=take(scratch, "gamut_y", shape))
     cb, cr = cbcr[0], cbcr[1]
-    d_r = cr * np.float32(2.0 * (1.0 - kr))
-    d_b = cb * np.float32(2.0 * (1.0 - kb))
-    d_g = d_r * np.float32(kr)
-    d_g += d_b * np.float32(kb)
+    d_r = np.multiply(cr, np.float32(2.0 * (1.0 - kr)), out=take(scratch, "gamut_r", shape))
+    d_b = np.multiply(cb, np.float32(2.0 * (1.0 - kb)), out=take(scratch, "gamut_b", shape))
+    d_g = np.multiply(d_r, np.float32(kr), out=take(scratch, "gamut_g", shape))
+    up = np.multiply(d_b, np.float32(kb), out=take(scratch, "gamut_up", shape))
+    d_g += up
     d_g *= np.float32(-1.0 / (1.0 - kr - kb))
-    up = np.maximum(d_r, d_g)
+    np.maximum(d_r, d_g, out=up)
     np.maximum(up, d_b, out=up)
     np.maximum(up, np.float32(1e-12), out=up)
     down = np.minimum(d_r, d_g, out=d_g)
@@ -285,4 +307,4 @@ def _limit_to_gamut_cpu(y: np.ndarray, cbcr: np.ndarray, kr: float, kb: float) -
     y /= down
     np.minimum(scale, y, out=scale)
     np.minimum(scale, np.float32(1.0), out=scale)
-    return cbcr * scale
+    return np.multiply(cbcr, scale, out=take(scratch, "gamut_out", cbcr.shape))
