@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from vs_colorgan.filter import build
+from vs_colorgan.filter import build, render_luma_clip
 from vs_colorgan.model_io import ModelConfig, save_generator
 from vs_colorgan.networks import build_generator
 from vs_colorgan.pipeline import Colorizer, render_shape
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         c = Colorizer.load(model, backend=args.backend, device=args.device)
         src = synthetic_clip(args.width, args.height, args.frames)
         rw, rh = render_shape(args.width, args.height, args.render_size, c.config.size_multiple)
-        small = vs.core.resize.Bicubic(vs.core.std.ShufflePlanes(src, 0, vs.GRAY), rw, rh, format=vs.GRAYS)
+        small = render_luma_clip(vs.core.std.ShufflePlanes(src, 0, vs.GRAY), rw, rh)
         frames = [src.get_frame(n) for n in range(args.frames)]  # decoding is not the filter's cost
         times: dict[str, list[float]] = {k: [] for k in STAGES}
         lumas, preds = [], []

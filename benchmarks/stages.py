@@ -52,7 +52,7 @@ GOALS = {"480p": "goal ≤ 20%", "1080p": "goal ≤ 35%"}  # issue 15, ORT on th
 # Colorizer method -> the stage its exclusive time is charged to.
 METHODS = {"preprocess": "preprocess", "infer": "inference", "predict": "temporal", "window_length": "temporal",
            "combine": "temporal", "luma_guide": "luma guide", "chroma": "chroma upsample", "postprocess": "quantise",
-           "finish": "chroma upsample"}
+           "finish": "chroma upsample", "finish_cbcr": "chroma upsample", "upsample": "chroma upsample"}
 
 
 class StageClock:
@@ -120,7 +120,7 @@ def profile(clip: vs.VideoNode, colorizer, *, render_size: int, warmup: int, fra
         # the same source and resize nodes as the filter's, rendered alone (fresh nodes: no shared cache)
         rw, rh = render_shape(clip.width, clip.height, render_size, c.config.size_multiple)
         src_s = render_time(clip, warmup, frames)
-        small = core.resize.Bicubic(core.std.ShufflePlanes(clip, 0, vs.GRAY), rw, rh, format=vs.GRAYS)
+        small = vsfilter.render_luma_clip(core.std.ShufflePlanes(clip, 0, vs.GRAY), rw, rh)
         resize_s = render_time(small, warmup, frames) - src_s
         for n in range(warmup):
             out.get_frame(n)

@@ -17,6 +17,7 @@ import vapoursynth as vs
 from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan import colorize
 from vs_colorgan.backends import choose_backend
+from vs_colorgan.filter import render_luma_clip
 from vs_colorgan.model_io import ModelConfig, save_generator
 
 from vs_colorgan.pipeline import ColorOptions, Colorizer
@@ -157,7 +158,7 @@ def test_stages_on_arrays_reproduce_the_filter(model: Path, gray8: vs.VideoNode)
     src = core.resize.Bicubic(gray8, format=vs.YUV420P8)
     out = colorize(src, model=model, backend="torch", temporal_radius=1)
     c = Colorizer.load(model, backend="torch", options=ColorOptions(temporal_radius=1))
-    small = core.resize.Bicubic(core.std.ShufflePlanes(src, 0, vs.GRAY), 96, 64, format=vs.GRAYS)
+    small = render_luma_clip(core.std.ShufflePlanes(src, 0, vs.GRAY), 96, 64)
     lumas = [c.preprocess(np.asarray(small.get_frame(k)[0])) for k in (2, 1)]  # stage 1, newest first
     predictions = [c.predict(r) for r in lumas]  # stage 2
     ab = c.combine(predictions[: c.window_length(lumas)], lumas)  # stage 3

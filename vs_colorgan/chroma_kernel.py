@@ -26,17 +26,16 @@ import numpy as np
 
 log = logging.getLogger("vs_colorgan")
 
-try:  # numba JIT-compiles the kernel on first use (a few seconds), cached on disk after that
-    import numba
-except ImportError:  # pragma: no cover - numba is a dependency; a broken install falls back to numpy
-    numba = None
+from . import jit as _jit_module
+from .jit import jit
 
 # VapourSynth's chroma siting per axis (vs_colorgan.upsample.chroma_siting) -> the kernel's code
 SITING_CODE = {"cosited": 0, "center": 1, "bottom": 2}
 
 
 def available() -> bool:
-    return numba is not None
+    """True where numba compiles the kernel (without it the kernel would be a Python loop: the numpy path runs)."""
+    return _jit_module.numba is not None
 
 
 @functools.lru_cache(maxsize=32)
@@ -163,20 +162,14 @@ def _kernel(coef, luma, out_cb, out_cr, x_lo, x_frac, y_lo, y_frac, ss_w, ss_h, 
             o_cr[x] = cr
 
 
-if numba is not None:
-    # error_model="numpy": a float division by zero gives inf/nan as in numpy instead of a check per division
-    # (none happens: up, down >= 1e-12), which also kept LLVM from vectorising the loop
-    _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    _guide_row = _jit(_guide_row)
-    _compiled = _jit(_kernel)
-else:  # pragma: no cover
-    _compiled = None
+_guide_row = jit(_guide_row)
+_compiled = jit(_kernel)
 
 
 def handles(luma: np.ndarray, *, subsampling_w: int, subsampling_h: int) -> bool:
     """True where :func:`finish` takes this luma plane: numba present, 8-16 bit integer samples, at most 2x
     subsampling per axis on an even side (the forms of ``upsample.integer_luma_to_chroma_grid``)."""
-    if numba is None or not isinstance(luma, np.ndarray) or luma.dtype not in (np.uint8, np.uint16):
+    if not available() or not isinstance(luma, np.ndarray) or luma.dtype not in (np.uint8, np.uint16):
         return False
     h, w = luma.shape
     return subsampling_w in (0, 1) and subsampling_h in (0, 1) and h % (1 << subsampling_h) == 0 \

@@ -98,6 +98,38 @@ def merge_lab(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     return lab_to_rgb(torch.cat([denormalize_l(l_norm), denormalize_ab(ab_norm)], dim=1))
 
 
+# kornia's XYZ (D65) -> linear sRGB matrix (kornia.color.xyz_to_rgb) and D65 white (kornia.color.lab)
+_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
+                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
+                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]])
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def lab_to_cbcr_array(l_norm: np.ndarray, ab_norm: np.ndarray, kr: float, kb: float) -> np.ndarray:
+    """(L_norm (h, w), ab_norm (2, h, w)) -> Cb, Cr (2, h, w) float32 of the matrix (Kr, Kb): :func:`merge_lab`
+    then :func:`rgb_to_ycbcr` in numpy, the filter's CPU path on the work grid.
+
+    kornia's formulas step for step (``lab_to_rgb`` with ``clip=True``); the 3x3 matrix products add in
+    another order, so values agree within ~1e-6 (tests/test_filter_stages.py). Why numpy: kornia's ~30 small
+    torch operations cost ~0.4 ms per frame in dispatch on a 64x114 grid, numpy's ~0.1 ms.
+    """
+    f32 = np.float32
+    lab_l = (l_norm + f32(1.0)) * f32(L_SCALE)
+    a, b = ab_norm[0] * f32(AB_SCALE), ab_norm[1] * f32(AB_SCALE)
+    fy = (lab_l + f32(16.0)) / f32(116.0)
+    fxyz = np.stack([a / f32(500.0) + fy, fy, np.maximum(fy - b / f32(200.0), f32(0.0))])
+    xyz = np.where(fxyz > f32(0.2068966), fxyz ** 3, (fxyz - f32(4.0 / 29.0)) / f32(7.787))
+    xyz *= np.array(_D65, dtype=np.float32)[:, None, None]
+    lin = np.einsum("ij,jhw->ihw", _XYZ_TO_RGB.astype(np.float32), xyz)
+    threshold = f32(0.0031308)
+    rgb = np.where(lin > threshold, f32(1.055) * np.maximum(lin, threshold) ** f32(1 / 2.4) - f32(0.055),
+                   f32(12.92) * lin)
+    np.clip(rgb, f32(0.0), f32(1.0), out=rgb)
+    r, g, b = rgb
+    y = f32(kr) * r + f32(1.0 - kr - kb) * g + f32(kb) * b
+    return np.stack([(b - y) / f32(2.0 * (1.0 - kb)), (r - y) / f32(2.0 * (1.0 - kr))])
+
+
 def rgb_to_ycbcr(rgb: torch.Tensor, kr: float, kb: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gamma-encoded R'G'B' (N, 3, H, W) -> Y' in [0, 1] and Cb, Cr in [-0.5, 0.5] (ITU-R BT.601/709 form)."""
     r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]

@@ -130,6 +130,9 @@ def lab_to_cbcr(l_norm: torch.Tensor, ab_norm: torch.Tensor, kr: float, kb: floa
         return torch.zeros((1, 2, *l_norm.shape[-2:]), dtype=l_norm.dtype, device=l_norm.device)
     if saturation != 1.0:
         ab_norm = ab_norm * saturation
+    if (l_norm.shape[0] == 1 and l_norm.device.type == "cpu" and not torch.jit.is_tracing()
+            and not (torch.is_grad_enabled() and (l_norm.requires_grad or ab_norm.requires_grad))):
+        return torch.from_numpy(color.lab_to_cbcr_array(l_norm[0, 0].numpy(), ab_norm[0].numpy(), kr, kb))[None]
     rgb = color.merge_lab(l_norm, ab_norm)  # sRGB in [0, 1]
     _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept
     return torch.cat([cb, cr], dim=1)
@@ -241,9 +244,19 @@ class Colorizer:
             return torch.zeros((1, 2, *guide.shape[-2:]), dtype=guide.dtype, device=guide.device)
         cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
         # low-resolution guide: the luma the network saw (the same signal as the full-size guide)
-        cbcr = fast_guided_upsample(cbcr, render.y_work, guide, radius=self.options.upsample_radius,
-                                    eps=self.options.upsample_eps, scratch=scratch)
-        return limit_to_gamut(guide, cbcr, kr, kb, scratch=scratch)
+        return self.upsample(cbcr, render.y_work, guide, matrix=matrix, scratch=scratch)
+
+    def upsample(self, cbcr: torch.Tensor, y_low: torch.Tensor, guide: torch.Tensor, *, matrix: int,
+                 radius: int | None = None, scratch: Scratch | None = None) -> torch.Tensor:
+        """Cb, Cr (1, 2, h, w) guided by ``y_low`` (1, 1, h, w) -> the grid of ``guide`` (its Y', (1, 1, Hc, Wc)),
+        gamut-limited (fast guided upsampling with the options' eps, and their radius unless ``radius`` is given:
+        the options' is on the work grid; see :meth:`chroma`)."""
+        kr, kb = MATRIX_COEFFICIENTS[matrix]
+        radius = self.options.upsample_radius if radius is None else radius
+        with glue_threads():
+            cbcr = fast_guided_upsample(cbcr, y_low, guide, radius=radius,
+                                        eps=self.options.upsample_eps, scratch=scratch)
+            return limit_to_gamut(guide, cbcr, kr, kb, scratch=scratch)
 
     @single_threaded  # the glue's small operations: see vs_colorgan.threads
     def postprocess(self, render: RenderLuma, ab_norm: torch.Tensor, guide: torch.Tensor, *, matrix: int,
@@ -267,21 +280,37 @@ class Colorizer:
         type (written into ``out`` where given, and returned): :meth:`luma_guide` + :meth:`postprocess`, in one
         pass per row on the CPU where :mod:`vs_colorgan.chroma_kernel` takes the frame (8-16 bit integer
         luma, the usual subsamplings), the same arithmetic but for the coefficients' interpolation order."""
+        kr, kb = MATRIX_COEFFICIENTS[matrix]
+        cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
+        return self.finish_cbcr(cbcr, render.y_work, luma_plane, matrix=matrix, bits=bits, full_range=full_range,
+                                is_float=is_float, subsampling_w=subsampling_w, subsampling_h=subsampling_h,
+                                chroma_location=chroma_location, out=out)
+
+    @single_threaded  # the glue's small operations: see vs_colorgan.threads
+    def finish_cbcr(self, cbcr: torch.Tensor, y_low: torch.Tensor, luma_plane: np.ndarray, *, matrix: int,
+                    bits: int, full_range: bool, is_float: bool = False, subsampling_w: int = 0,
+                    subsampling_h: int = 0, chroma_location: int = 0, radius: int | None = None,
+                    out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`finish` from low-resolution Cb, Cr (1, 2, h, w) and their guide ``y_low`` (1, 1, h, w), e.g. the
+        keyframe mode's chroma on the render grid (with its own guided-filter ``radius``; default the options',
+        on the work grid): guided upsampling by the frame's luma plane, gamut limit, quantisation into ``out``
+        (or new planes), returned."""
+        radius = self.options.upsample_radius if radius is None else radius
         hc, wc = luma_plane.shape[0] >> subsampling_h, luma_plane.shape[1] >> subsampling_w
-        if (self.device.type != "cpu" or is_float or self.options.saturation == 0.0
+        if out is None:
+            dtype = np.float32 if is_float else np.uint8 if bits <= 8 else np.uint16
+            out = (np.empty((hc, wc), dtype=dtype), np.empty((hc, wc), dtype=dtype))
+        kr, kb = MATRIX_COEFFICIENTS[matrix]
+        if (self.device.type != "cpu" or is_float
                 or not chroma_kernel.handles(luma_plane, subsampling_w=subsampling_w, subsampling_h=subsampling_h)):
             guide = self.luma_guide(luma_plane, bits=bits, full_range=full_range, is_float=is_float,
                                     subsampling_w=subsampling_w, subsampling_h=subsampling_h,
                                     chroma_location=chroma_location)
-            planes = self.postprocess(render, ab_norm, guide, matrix=matrix, bits=bits, full_range=full_range,
-                                      is_float=is_float, out=out)
-            return out if planes is None else planes
-        if out is None:
-            out = tuple(np.empty((hc, wc), dtype=luma_plane.dtype) for _ in range(2))
-        kr, kb = MATRIX_COEFFICIENTS[matrix]
-        cbcr = lab_to_cbcr(render.l_work, ab_norm, kr, kb, saturation=self.options.saturation)
-        coef = guided_coefficients(cbcr, render.y_work, radius=self.options.upsample_radius,
-                                   eps=self.options.upsample_eps)
+            # written into `out` at once: the full-size steps use this thread's reused planes (vs_colorgan.scratch)
+            q = self.upsample(cbcr, y_low, guide, matrix=matrix, radius=radius, scratch=_SCRATCH)
+            quantize_chroma(q[0], bits=bits, full_range=full_range, is_float=is_float, out=out, scratch=_SCRATCH)
+            return out
+        coef = guided_coefficients(cbcr.float(), y_low.float(), radius=radius, eps=self.options.upsample_eps)
         siting_w, siting_h = chroma_siting(chroma_location)
         chroma_kernel.finish(coef[0].numpy(), luma_plane, out, subsampling_w=subsampling_w,
                              subsampling_h=subsampling_h, siting_w=siting_w, siting_h=siting_h, bits=bits,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from ..filter import render_luma_clip
 from ..formats import frame_range_is_full, luma_to_unit
 from ..color import MATRIX_COEFFICIENTS
 from ..errors import ColorizeError
@@ -45,7 +46,7 @@ def scene_cuts(clip: vs.VideoNode, *, render_size: int, multiple: int, scene_thr
     core = vs.core
     luma = core_luma(clip)
     rw, rh = render_shape(clip.width, clip.height, render_size, multiple)
-    small = core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)  # what filter.build feeds stage 1
+    small = render_luma_clip(luma, rw, rh)  # what filter.build feeds stage 1
     prev_frame, prev_l = None, None
     for n, frame in enumerate(small.frames()):
         y = torch.from_numpy(np.array(frame[0], dtype=np.float32, copy=True))[None, None]
@@ -150,7 +151,7 @@ def suggest_shots(clip: vs.VideoNode, model: Path, *, render_size: int, scene_th
                               scene_threshold=scene_threshold)
     luma = core_luma(clip)
     rw, rh = render_shape(clip.width, clip.height, render_size, config.size_multiple)
-    small = vs.core.resize.Bicubic(luma, rw, rh, format=vs.GRAYS)
+    small = render_luma_clip(luma, rw, rh)
     ends = starts[1:] + [clip.num_frames]
     scores = []
     for start, end in zip(starts, ends, strict=True):

@@ -5,7 +5,7 @@ them, :func:`vs_colorgan.temporal.mean_abs_l_difference` or ``_SceneChange*`` pr
 estimate with a per-pixel confidence; the two are blended by confidence and distance, and the automatic
 model's prediction takes over where confidence stays low. Everything runs on the render-size grid (the luma
 the generator sees); the result is brought to the chroma grid by the same luma-guided upsampling as the
-automatic path (:func:`vs_colorgan.upsample.fast_guided_upsample`).
+automatic path (:meth:`vs_colorgan.pipeline.Colorizer.finish_cbcr`, by the caller).
 
 Order independence. Frame ``n`` must not depend on what was rendered before it, and must not chain through
 every frame between it and its key (a seek to frame 5000 would then cost 5000 flows). So the chroma travels
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from ..pipeline import lab_to_cbcr
 from ..temporal import PredictionCache, scene_cut
-from ..upsample import fast_guided_upsample, limit_to_gamut
+from ..upsample import limit_to_gamut
 from .flow import DEFAULT_OPTIONS as _DEFAULT, FrameLuma, PropagationOptions, State, carry, to_hwc, to_tensor
 from .keys import KeyColours
 from .references import Reference
@@ -55,13 +55,17 @@ DEFAULT_OPTIONS = _DEFAULT  # what a ReferencePropagator without options uses (b
 
 @dataclass(frozen=True)
 class RefResult:
-    """A frame's chroma (1, 2, Hc, Wc) on the chroma grid, or None when no key reaches it (automatic colour),
-    its mean confidence, and the keys used (palette: the reference used as a palette, or None)."""
+    """A frame's chroma: ``cbcr`` (1, 2, Hc, Wc) on the chroma grid, gamut-limited (a keyframe: the user's own),
+    or ``low``: Cb, Cr (1, 2, h, w) on the render grid and its luma Y' (1, 1, h, w), for the caller's guided
+    upsampling (:meth:`vs_colorgan.pipeline.Colorizer.finish_cbcr`); both None when no key reaches it
+    (automatic colour). Also its mean confidence, and the keys used (palette: the reference used as a
+    palette, or None)."""
 
     cbcr: torch.Tensor | None
     confidence: float
     keys: tuple[int, ...]
     palette: int | None = None
+    low: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class ReferencePropagator:
@@ -187,16 +191,16 @@ class ReferencePropagator:
         return num / den, conf_sum / den[..., 0]
 
     # -- one frame -------------------------------------------------------------------------------------------
-    def chroma(self, n: int, guide: torch.Tensor, automatic: Callable[[], tuple[torch.Tensor, torch.Tensor]]
-               ) -> RefResult:
-        """Frame ``n``'s chroma on the grid of ``guide`` (its Y', (1, 1, Hc, Wc)), gamut-limited.
-
-        ``automatic()`` returns the automatic path's (``L_norm``, ``ab_norm``) on the work grid; it is called
-        only where a palette or low confidence needs it.
+    def chroma(self, n: int, guide: Callable[[], torch.Tensor],
+               automatic: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> RefResult:
+        """Frame ``n``'s chroma (see :class:`RefResult`). ``guide()`` returns the frame's Y' on the chroma grid
+        (1, 1, Hc, Wc), called only for a keyframe; ``automatic()`` the automatic path's (``L_norm``,
+        ``ab_norm``) on the work grid, called only where a palette or low confidence needs it.
         """
         o = self.options
         if n in self.refs and n not in self.palette:  # the keyframe itself: the user's chroma
-            return RefResult(limit_to_gamut(guide, self.gain(self.keys.key_chroma(n, guide)), self.kr, self.kb), 1.0, (n,))
+            g = guide()
+            return RefResult(limit_to_gamut(g, self.gain(self.keys.key_chroma(n, g)), self.kr, self.kb), 1.0, (n,))
         # colour keys and palettes are looked up apart: a palette between two keys does not hide them
         colour = [k for k in dict.fromkeys(self.scene_keys(n, self.keys.colour_frames)) if k is not None]
         palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
@@ -216,9 +220,7 @@ class ReferencePropagator:
                 mean, std = self.palette[palette]
                 cbcr_auto = transfer_statistics(cbcr_auto, self.gain(mean), self.gain(std))
             cbcr = (1.0 - mix[..., None]) * cbcr + mix[..., None] * cbcr_auto
-        up = fast_guided_upsample(to_tensor(cbcr), to_tensor(y), guide, radius=self.upsample_radius,
-                                  eps=self.upsample_eps)
-        return RefResult(limit_to_gamut(guide, up, self.kr, self.kb), float(conf.mean()), tuple(colour), palette)
+        return RefResult(None, float(conf.mean()), tuple(colour), palette, low=(to_tensor(cbcr), to_tensor(y)))
 
     def automatic_cbcr(self, automatic: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                        shape: tuple[int, int]) -> np.ndarray:
