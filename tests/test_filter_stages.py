@@ -23,7 +23,7 @@ from vs_colorgan.formats import (
 )
 from vs_colorgan.errors import ColorizeError
 from vs_colorgan.pipeline import render_shape
-from vs_colorgan.temporal import PredictionCache, combine, mean_abs_l_difference, window_length
+from vs_colorgan.temporal import Abandoned, PredictionCache, combine, mean_abs_l_difference, window_length
 from vs_colorgan.color import MATRIX_COEFFICIENTS, ycbcr_to_rgb
 from vs_colorgan.upsample import (
     box_mean,
@@ -256,6 +256,34 @@ def test_prediction_cache_is_bounded_and_computes_each_key_once() -> None:
     with pytest.raises(RuntimeError):
         cache.get_or_compute(99, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert cache.get_or_compute(99, lambda: 1) == 1  # a failure is not cached
+
+
+def test_an_abandoned_computation_is_computed_by_its_waiter() -> None:
+    """A look-ahead that gives up (Abandoned) hands the key to the thread waiting on it, which computes it:
+    no error reaches the waiter, and the value is cached once."""
+    cache: PredictionCache[int] = PredictionCache(4)
+    started, release = threading.Event(), threading.Event()
+
+    def giving_up() -> int:
+        started.set()
+        release.wait(5)
+        raise Abandoned
+
+    def owner() -> None:
+        with pytest.raises(Abandoned):
+            cache.get_or_compute(1, giving_up)
+
+    t = threading.Thread(target=owner)
+    t.start()
+    started.wait(5)
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(cache.get_or_compute(1, lambda: 42)))
+    waiter.start()
+    time.sleep(0.05)  # the waiter is waiting on the owner's entry now
+    release.set()
+    t.join(5)
+    waiter.join(5)
+    assert got == [42] and cache.peek(1) == 42
 
 
 def test_numpy_luma_conversion_matches_the_torch_one() -> None:

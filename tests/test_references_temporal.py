@@ -14,7 +14,10 @@ import vapoursynth as vs
 from skimage import data
 
 from vs_colorgan import colorize
+from vs_colorgan.filter import build
+from vs_colorgan.pipeline import Colorizer
 from vs_colorgan.reference.propagate import ReferencePropagator
+from vs_colorgan.reference.references import load_references
 
 from conftest import chroma, expected_chroma, gray_clip, pan_frames, run_vspipe
 
@@ -57,6 +60,38 @@ def test_random_order_threads_and_chunks_equal_the_sequential_render(model: Path
     # the keys used are in the props
     assert props[10]["_ColorRefKeys"] == [3, 19] and props[25]["_ColorRefKeys"] == 30
     assert props[3]["_ColorRefConfidence"] == 1.0
+
+
+def test_the_propagation_runs_ahead_without_reading_frames(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a sequential render the carried colour of frame n + 1 is computed on the look-ahead thread while
+    frame n finishes (ReferencePropagator.prepare), and in that mode it never asks VapourSynth for a frame:
+    where one is missing it gives up (Abandoned) and the callback computes the value itself."""
+    frames = pan_frames(24)
+    gray = gray_clip(frames)
+    refs = {0: frames[0]}
+    sequential = [planes(f) for f in colorize(gray, model=str(model), references=refs).frames()]
+    prepared: list[tuple[int, bool]] = []
+    original = ReferencePropagator.prepare
+
+    def prepare(self, n, luma):
+        done = original(self, n, luma)
+        prepared.append((n, done))
+        return done
+
+    monkeypatch.setattr(ReferencePropagator, "prepare", prepare)
+    out = colorize(gray, model=str(model), references=refs)
+    for n in range(len(frames)):  # one at a time: each job has the time to run before the next callback
+        assert planes(out.get_frame(n)) == sequential[n], n
+    assert sum(done for _, done in prepared) >= len(frames) // 2, prepared
+    # asked ahead for a frame whose neighbours and anchors were never read, it gives up and reads nothing
+    c = Colorizer.load(str(model), backend="torch")
+    refs_loaded = load_references(refs, num_frames=len(frames), width=gray.width, height=gray.height)
+    _, processor = build(gray, c, render_size=64, references=refs_loaded)
+    propagator = processor.references
+    source, reads = propagator._luma_source, []
+    propagator._luma_source = lambda i: (reads.append(i), source(i))[1]
+    assert propagator.prepare(20, source(20)) is False
+    assert reads == []
 
 
 def test_scene_cut_stops_a_keys_colour(model: Path) -> None:

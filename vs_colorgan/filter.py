@@ -214,6 +214,9 @@ class FrameProcessor:
         self.trims = 0
         self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
         self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
+        self.reference_lookahead: Lookahead | None = None  # its propagation one frame ahead (ahead_references)
+        self._reference_pending: tuple[int, Future[vs.VideoFrame]] | None = None
+        self._needed_automatic = True  # whether the last keyframe-mode frame used the automatic prediction
 
     @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -252,6 +255,12 @@ class FrameProcessor:
         """Keyframe mode: chroma carried from the references (vs_colorgan.reference.propagate), the automatic path
         where no key reaches or confidence is low; ``_ColorRefConfidence`` / ``_ColorRefKeys`` say which."""
         c, p = self.colorizer, self.plane
+        self.ahead_references(n)
+        # where the frame before needed the automatic prediction (low confidence somewhere: picture entering a
+        # pan, occlusions; or no key in the shot) the next one most likely will too: infer it on the look-ahead
+        # thread from now on, beside this callback and the propagation's thread. Where the keys carry the
+        # whole frame nothing is started, so no inference is spent that no frame uses.
+        self.auto.ahead(n, wanted=self._needed_automatic)
         cm = self.colorimetry(frame)
         luma = np.asarray(frame[0])
         stage4 = dict(matrix=cm.matrix, bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
@@ -283,12 +292,29 @@ class FrameProcessor:
             out.props["_ColorRefKeys"] = list(result.keys)
         if result.palette is not None:
             out.props["_ColorRefPalette"] = result.palette
-        # where this frame needed the automatic prediction (low confidence somewhere: picture entering a pan,
-        # occlusions; or no key in the shot) the next one most likely will too: infer it on the look-ahead
-        # thread while the next callback computes its flows, instead of after them. Where the keys carry the
-        # whole frame nothing is started, so no inference is spent that no frame uses.
-        self.auto.ahead(n, wanted=bool(used))
+        self._needed_automatic = bool(used)
         return out
+
+
+    def ahead_references(self, n: int) -> None:
+        """In a sequential render, carry the keys' colour to frame ``n + 1`` on a thread of its own
+        (:meth:`ReferencePropagator.prepare`) while this callback finishes frame ``n``: the flows, warps and
+        fill are most of the keyframe mode's time, and callbacks run one at a time. Frames ``n + 1`` and
+        ``n + 2`` of the render-size luma are asked for a frame early, and read outside every cache."""
+        la, small = self.reference_lookahead, self.auto.small
+        if la is None or not la.in_order(n) or n + 1 >= small.num_frames:
+            self._reference_pending = None
+            return
+        i, pending = n + 1, self._reference_pending
+        frame = pending[1] if pending is not None and pending[0] == i else small.get_frame_async(i)
+        self._reference_pending = (i + 1, small.get_frame_async(i + 1)) if i + 1 < small.num_frames else None
+        propagator, auto = self.references, self.auto
+
+        def job() -> None:
+            if not la.passed(i):  # stale once the callback of i has started: it computes the value itself
+                propagator.prepare(i, frame_luma(auto, i, frame.result()))
+
+        la.submit(job)
 
 
 def _output_frame(frame: vs.VideoFrame, cm: FrameColorimetry) -> tuple[vs.VideoFrame, tuple[np.ndarray, np.ndarray]]:
@@ -308,12 +334,8 @@ def attach_references(processor: FrameProcessor, refs: dict[int, Reference], wor
     cm = resolve_colorimetry(first.props, width=p.width, height=p.height, is_float=p.is_float,
                              fallback_matrix=processor.fallback_matrix, gray=p.gray)
 
-    def luma(i: int) -> FrameLuma:
-        y = np.array(small.get_frame(i)[0], dtype=np.float32, copy=True)
-        return FrameLuma(y, c.preprocess(y).l_work.cpu())
-
     propagator = ReferencePropagator(
-        refs, luma=luma, cut_flag=lambda i: cut_flag(small.get_frame(i).props, small.get_frame(i - 1).props),
+        refs, luma=lambda i: frame_luma(processor.auto, i, small.get_frame(i)),
         size=(p.width, p.height), matrix=MATRIX_COEFFICIENTS[cm.matrix],
         scene_threshold=c.options.scene_threshold, upsample_radius=c.options.upsample_radius,
         upsample_eps=c.options.upsample_eps, saturation=c.options.saturation, cache_size=processor.auto.lumas.capacity)
@@ -322,6 +344,16 @@ def attach_references(processor: FrameProcessor, refs: dict[int, Reference], wor
         log.warning("%s: the references of frames %s do not match their frames' luma; they are used as palettes "
                     "for their shots only", FUNC, ", ".join(f"{k} ({refs[k].origin})" for k in palette))
     processor.references = propagator
+    processor.reference_lookahead = Lookahead(name="vs_colorgan-references")
+
+
+def frame_luma(auto: AutomaticColour, n: int, frame: vs.VideoFrame) -> FrameLuma:
+    """Frame ``n`` of the render-size luma (GRAYS) as the keyframe mode reads it (:class:`FrameLuma`); its
+    stage-1 result is the automatic path's, cached there (computed once for both)."""
+    y = np.array(frame[0], dtype=np.float32, copy=True)
+    props = {k: frame.props[k] for k in ("_SceneChangePrev", "_SceneChangeNext") if k in frame.props}
+    render = auto.lumas.get_or_compute(n, lambda: auto.colorizer.preprocess(y))
+    return FrameLuma(y, render.l_work.cpu(), props)
 
 
 def render_luma_clip(luma: vs.VideoNode, width: int, height: int) -> vs.VideoNode:

@@ -29,12 +29,18 @@ from .upsample import box_mean
 V = TypeVar("V")
 
 
+class Abandoned(Exception):
+    """Raised by a computation that gives up rather than wait (a look-ahead job that would need a frame from
+    VapourSynth): :meth:`PredictionCache.get_or_compute`'s waiters then compute the value themselves."""
+
+
 class PredictionCache(Generic[V]):
     """Thread-safe LRU cache of at most ``capacity`` values, computing each missing key once.
 
     When two threads ask for the same missing key, one computes it and the other waits for that result
     (a sequential render with several VapourSynth threads therefore infers each frame once). A failed
-    computation is not cached; every waiter gets its exception.
+    computation is not cached; every waiter gets its exception, except :class:`Abandoned`: then a waiter
+    computes the value itself.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -58,18 +64,23 @@ class PredictionCache(Generic[V]):
             return self._values.get(key)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
-        with self._lock:
-            if key in self._values:
-                self._values.move_to_end(key)
-                self.hits += 1
-                return self._values[key]
-            future = self._pending.get(key)
-            owner = future is None
+        while True:
+            with self._lock:
+                if key in self._values:
+                    self._values.move_to_end(key)
+                    self.hits += 1
+                    return self._values[key]
+                future = self._pending.get(key)
+                owner = future is None
+                if owner:
+                    future = self._pending[key] = Future()
+                    self.misses += 1
             if owner:
-                future = self._pending[key] = Future()
-                self.misses += 1
-        if not owner:
-            return future.result()
+                break
+            try:
+                return future.result()
+            except Abandoned:
+                continue  # its owner gave up: compute it here (or wait for whoever asks first now)
         try:
             value = compute()
         except BaseException as e:

@@ -16,7 +16,9 @@ Plus the small array helpers the keyframe mode shares (tensor <-> array, area re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,11 +48,13 @@ DEFAULT_OPTIONS = PropagationOptions()
 
 @dataclass(frozen=True)
 class FrameLuma:
-    """What the propagation reads of a frame: Y' (h, w) float32 at render size, and ``L_norm`` on the work
-    grid (the scene-cut measure the automatic path uses)."""
+    """What the propagation reads of a frame: Y' (h, w) float32 at render size, ``L_norm`` on the work
+    grid (the scene-cut measure the automatic path uses), and its scene-change properties
+    (``_SceneChangePrev``/``_SceneChangeNext`` where set: :func:`vs_colorgan.temporal.cut_flag`)."""
 
     y: np.ndarray
     l_work: torch.Tensor
+    cut_props: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

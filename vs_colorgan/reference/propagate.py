@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..pipeline import lab_to_cbcr
-from ..temporal import PredictionCache, scene_cut
+from ..temporal import Abandoned, PredictionCache, cut_flag, scene_cut
 from ..upsample import limit_to_gamut
 from .flow import DEFAULT_OPTIONS as _DEFAULT, FrameLuma, PropagationOptions, State, carry, to_hwc, to_tensor
 from .keys import KeyColours
@@ -51,6 +52,15 @@ __all__ = ["ReferencePropagator", "RefResult", "FrameLuma", "PropagationOptions"
 log = logging.getLogger("vs_colorgan")
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 DEFAULT_OPTIONS = _DEFAULT  # what a ReferencePropagator without options uses (benchmarks/references.py tunes it)
+
+
+class Carried(NamedTuple):
+    """:meth:`ReferencePropagator.carried`'s result."""
+
+    colour: tuple[int, ...]
+    palette: int | None
+    cbcr: np.ndarray | None
+    conf: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class ReferencePropagator:
     """
 
     def __init__(self, references: dict[int, Reference], *, luma: Callable[[int], FrameLuma],
-                 cut_flag: Callable[[int], bool | None], size: tuple[int, int], matrix: tuple[float, float],
+                 size: tuple[int, int], matrix: tuple[float, float],
                  scene_threshold: float, upsample_radius: int, upsample_eps: float, cache_size: int,
                  saturation: float = 1.0, options: PropagationOptions | None = None) -> None:
         self.refs = references
@@ -89,9 +99,12 @@ class ReferencePropagator:
         self.saturation = saturation  # colorize's chroma gain: on the carried colour as on the automatic one
         self.options = options = options if options is not None else DEFAULT_OPTIONS
         self._luma_source = luma
-        self._cut_flag = cut_flag
         self._lumas: PredictionCache[FrameLuma] = PredictionCache(cache_size + 2 * options.anchor_step)
         self._anchors: PredictionCache[State] = PredictionCache(cache_size + 8)
+        # the carried estimate of a frame (keys, palette, colour): computed ahead by prepare() on the
+        # look-ahead thread in a sequential render, else by chroma()
+        self._carried: PredictionCache[Carried] = PredictionCache(cache_size)
+        self._no_wait = threading.local()  # set while prepare() runs: luma() never asks VapourSynth then
         self._cuts: dict[int, bool] = {}  # one bool per frame: cheap to keep for the whole clip
         self.keys = KeyColours(references, luma=self.luma, size=size, matrix=matrix, upsample_eps=upsample_eps,
                                options=options)
@@ -99,13 +112,20 @@ class ReferencePropagator:
     # -- frames and scenes -----------------------------------------------------------------------------------
 
     def luma(self, i: int) -> FrameLuma:
+        if getattr(self._no_wait, "active", False) and self._lumas.peek(i) is None:
+            raise Abandoned  # prepare(): a frame not read yet would be a wait on VapourSynth (see prepare)
         return self._lumas.get_or_compute(i, lambda: self._luma_source(i))
+
+    def add_luma(self, i: int, luma: FrameLuma) -> None:
+        """Frame ``i``'s luma, read by the caller (the look-ahead, outside any cache: see :meth:`prepare`)."""
+        self._lumas.get_or_compute(i, lambda: luma)
 
     def cut_before(self, i: int) -> bool:
         """Is there a scene cut between frames i - 1 and i? (The filter's rule: props first, else mean |dL*|.)"""
         cut = self._cuts.get(i)
         if cut is None:
-            cut = scene_cut(self._cut_flag(i), lambda: (self.luma(i).l_work, self.luma(i - 1).l_work),
+            newer, older = self.luma(i), self.luma(i - 1)
+            cut = scene_cut(cut_flag(newer.cut_props, older.cut_props), lambda: (newer.l_work, older.l_work),
                             scene_threshold=self.scene_threshold)
             self._cuts[i] = cut
         return cut
@@ -191,6 +211,44 @@ class ReferencePropagator:
         return num / den, conf_sum / den[..., 0]
 
     # -- one frame -------------------------------------------------------------------------------------------
+    def carried(self, n: int) -> Carried:
+        """Frame ``n``'s keys and what they carry to it, before the automatic colour is mixed in: the colour
+        keys of its scene, its palette, and the keys' Cb, Cr (h, w, 2, saturation gain applied) and
+        confidence (h, w) on the render grid (zeros without colour keys)."""
+        # colour keys and palettes are looked up apart: a palette between two keys does not hide them
+        colour = tuple(k for k in dict.fromkeys(self.scene_keys(n, self.keys.colour_frames)) if k is not None)
+        palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
+        palette = min(palettes, key=lambda k: (abs(n - k), k)) if palettes else None
+        if not colour and palette is None:
+            return Carried((), None, None, None)
+        y = self.luma(n).y
+        if colour:
+            cbcr, conf = self.propagate(n, list(colour))
+            return Carried(colour, palette, self.gain(cbcr), conf)
+        return Carried(colour, palette, np.zeros((*y.shape, 2), np.float32), np.zeros(y.shape, np.float32))
+
+    def prepare(self, n: int, luma: FrameLuma) -> bool:
+        """Compute frame ``n``'s carried estimate ahead (the look-ahead thread, while the callback of ``n - 1``
+        runs), given its luma as read outside every cache; False where that would need a frame not read yet.
+
+        Why it cannot deadlock: a callback may wait here on a cache entry this computes, so it must never wait
+        on VapourSynth (whose threads may all be in callbacks). :meth:`luma` raises :class:`Abandoned` instead
+        of reading a frame, and the entries this owned are handed to their waiters to compute
+        (:class:`~vs_colorgan.temporal.PredictionCache`). In a sequential render everything else it needs
+        (the frame before, the anchors, the key) is cached already.
+        """
+        if n in self.refs and n not in self.palette:
+            return False  # a keyframe: its own chroma needs the full-size guide, and is cheap
+        self.add_luma(n, luma)
+        self._no_wait.active = True
+        try:
+            self._carried.get_or_compute(n, lambda: self.carried(n))
+            return True
+        except Abandoned:
+            return False
+        finally:
+            self._no_wait.active = False
+
     def chroma(self, n: int, guide: Callable[[], torch.Tensor],
                automatic: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> RefResult:
         """Frame ``n``'s chroma (see :class:`RefResult`). ``guide()`` returns the frame's Y' on the chroma grid
@@ -201,18 +259,10 @@ class ReferencePropagator:
         if n in self.refs and n not in self.palette:  # the keyframe itself: the user's chroma
             g = guide()
             return RefResult(limit_to_gamut(g, self.gain(self.keys.key_chroma(n, g)), self.kr, self.kb), 1.0, (n,))
-        # colour keys and palettes are looked up apart: a palette between two keys does not hide them
-        colour = [k for k in dict.fromkeys(self.scene_keys(n, self.keys.colour_frames)) if k is not None]
-        palettes = [k for k in self.scene_keys(n, sorted(self.palette)) if k is not None]
-        palette = min(palettes, key=lambda k: (abs(n - k), k)) if palettes else None
+        colour, palette, cbcr, conf = self._carried.get_or_compute(n, lambda: self.carried(n))
         if not colour and palette is None:
             return RefResult(None, 0.0, ())
         y = self.luma(n).y
-        if colour:
-            cbcr, conf = self.propagate(n, colour)
-            cbcr = self.gain(cbcr)
-        else:
-            cbcr, conf = np.zeros((*y.shape, 2), np.float32), np.zeros(y.shape, np.float32)
         mix = np.clip(1.0 - conf / o.auto_below, 0.0, 1.0)
         if mix.max() > 0.0:
             cbcr_auto = self.automatic_cbcr(automatic, y.shape)
