@@ -14,7 +14,9 @@ is wrapped with a clock; times are exclusive (a stage that calls another is char
 * ``temporal``        work-grid shrink of the prediction, scene-cut test, weighted combination
                       (``predict`` minus ``infer``, ``window_length``, ``combine``)
 * ``luma guide``      full-size luma -> Y' on the chroma grid (``Colorizer.luma_guide``)
-* ``chroma upsample`` Lab -> Cb/Cr, guided upsampling, gamut limit (``Colorizer.chroma``)
+* ``chroma upsample`` Lab -> Cb/Cr, guided upsampling, gamut limit (``Colorizer.chroma``); where the fused
+                      CPU kernel runs (``Colorizer.finish``, vs_colorgan/chroma_kernel.py) also the luma
+                      guide and the quantisation, which then read 0
 * ``quantise``        Cb/Cr -> integer planes (``postprocess`` minus ``chroma``)
 * ``callback glue``   the rest of the ModifyFrame callback: frame copies in and out, properties, caches
 * ``graph overhead``  the rest of the frame's wall time: VapourSynth scheduling, ModifyFrame, Python entry

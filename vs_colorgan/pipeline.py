@@ -24,6 +24,8 @@ small to gain from a second thread, and lost a time slice waiting for one while 
     ab = c.predict(r)                              # stage 2: infer + shrink
     guide = c.luma_guide(y_plane, bits=8, full_range=False)
     cb, cr = c.postprocess(r, ab, guide, matrix=1, bits=8, full_range=False)   # uint8 planes
+    # what the filter calls: stage 4 from the luma plane as stored, fused on the CPU (vs_colorgan.chroma_kernel)
+    cb, cr = c.finish(r, ab, y_plane, matrix=1, bits=8, full_range=False, subsampling_w=1, subsampling_h=1)
 """
 from __future__ import annotations
 
