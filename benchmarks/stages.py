@@ -187,7 +187,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         print(f"stages.py: {label} ...", file=sys.stderr)
         ms = profile(clip, colorizer, render_size=render_size, warmup=args.warmup, frames=args.frames)
         runs.append({"size": label, "width": w, "height": h, **summarise(ms)})
+    from vs_colorgan import chroma_kernel
+
     result = {"device": args.device, "backend": args.backend, "machine": machine(), "model": str(args.model or "default"),
+              "fused_stage4": chroma_kernel.available() and not cuda,
               "render_size": render_size, "temporal_radius": colorizer.options.temporal_radius,
               "frames": args.frames, "runs": runs}
     if args.json:

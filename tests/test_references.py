@@ -84,7 +84,10 @@ def test_folder_path_array_and_clip_forms_agree(model: Path, tmp_path: Path) -> 
         assert np.array_equal(a, chroma(by_str.get_frame(n)))
         assert np.array_equal(a, chroma(by_path.get_frame(n)))
         assert np.array_equal(a, chroma(by_array.get_frame(n)))  # the same 8-bit pixels
-        assert np.array_equal(a, chroma(by_clip.get_frame(n)))
+        # a clip's pixels reach float through zimg (RGB24 -> RGBS), an array's through numpy: ~1e-7 apart, which
+        # can move a code by one where a value sits on a rounding boundary
+        d = np.abs(a - chroma(by_clip.get_frame(n)))
+        assert d.max() <= 1 and np.count_nonzero(d) <= 0.001 * d.size
         assert np.abs(a - chroma(by_yuv_clip.get_frame(n))).mean() < 1.0  # through a YUV round trip
 
 

@@ -259,3 +259,19 @@ def test_a_swallowed_signal_is_raised_again_at_the_next_frame() -> None:
                 raise_pending_signal()
         raise_pending_signal()  # outside the block: forgotten
     signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_inside_a_deferred_step_is_raised_when_the_step_ends() -> None:
+    """signals_deferred (around a Ray task's submission and the recording of its handle): a SIGTERM that comes
+    inside is raised only once the step is complete, so the interrupted driver knows every task it started."""
+    from vs_colorgan.render.arguments import Terminated, signals_deferred, terminated_on_signals
+
+    steps = []
+    with terminated_on_signals():
+        with pytest.raises(Terminated):
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)  # the handler has run by now: it only remembered the signal
+                steps.append("recorded")
+            steps.append("not reached")
+    assert steps == ["recorded"]

@@ -103,7 +103,7 @@ def guided_coefficients(p_low: torch.Tensor, i_low: torch.Tensor, *, radius: int
     resolution (all box means in one pass). Steps 6 (bilinear) and 7 (q = a I + b at full size) follow in
     :func:`fast_guided_upsample`, or in :mod:`vs_colorgan.chroma_kernel`."""
     c = p_low.shape[1]
-    if _on_cpu_arrays(p_low, i_low) and p_low.shape[0] == 1 and not torch.is_grad_enabled():
+    if _on_cpu_arrays(p_low, i_low) and p_low.shape[0] == 1:
         return torch.from_numpy(_guided_coefficients_cpu(p_low[0].numpy(), i_low[0, 0].numpy(), radius, eps))[None]
     means = box_mean(torch.cat([i_low, p_low, i_low * i_low, i_low * p_low], dim=1), radius)
     mean_i, mean_p = means[:, :1], means[:, 1:1 + c]

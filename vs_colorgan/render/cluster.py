@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..model_io import atomic_path, clear_stale_temporaries
-from .arguments import PROG, RenderError, check_codec_options, check_files, terminated_on_signals
+from .arguments import PROG, RenderError, check_codec_options, check_files, signals_deferred, terminated_on_signals
 from .encode import Part, choose_codec, stitch
 from .plan import ClusterError, Chunk, Plan, check_fingerprints, make_plan, read_meta, write_plan_file
 from .tasks import probe, render_chunk
@@ -225,9 +225,10 @@ def _schedule(run: _Run) -> None:
         while queue or run.pending:
             while queue and len(run.pending) < window:
                 chunk = queue.pop(0)
-                ref = run.remote_chunk.remote(run.worker_args, plan, chunk)
-                by_ref[ref] = chunk
-                run.pending.append(ref)
+                with signals_deferred():  # a task submitted is in run.pending before a signal can stop the run
+                    ref = run.remote_chunk.remote(run.worker_args, plan, chunk)
+                    by_ref[ref] = chunk
+                    run.pending.append(ref)
             ready, run.pending = ray.wait(run.pending, num_returns=1)  # Ray's completion events feed the bar
             for ref in ready:
                 try:
