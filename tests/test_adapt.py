@@ -14,7 +14,7 @@ from conftest import VIDEO_FRAMES, frames_clip, save_tiny_model, shapes, write_s
 import vs_colorgan
 from vs_colorgan import entry_points
 from vs_colorgan.backends import sha256_file
-from vs_colorgan.model_io import ModelConfig, load_generator, read_config, read_metadata, save_generator
+from vs_colorgan.model_io import ModelConfig, ModelFileError, load_generator, read_config, read_metadata, save_generator
 from vs_colorgan.networks import build_generator
 from vs_colorgan.pipeline import Colorizer
 from vs_colorgan.training import adapt as adapt_mod
@@ -69,7 +69,9 @@ def key_loss(net: torch.nn.Module, keys: list) -> float:
 
 def test_short_adaptation_changes_the_model_and_lowers_the_loss_on_the_painted_frames(setup):
     clip = core.bs.VideoSource(str(setup["video"]))
-    opts = AdaptOptions(steps=40, threads=1, val_fraction=0.0, film_augment=0.0)
+    # the gate wide open: this checks what the decoder learnt (the gate is tested on its own below); an
+    # untrained tiny encoder sees the painted frames about as near its featureless pictures as its keys
+    opts = AdaptOptions(steps=40, threads=1, val_fraction=0.0, film_augment=0.0, gate_low=-2.0, gate_high=-1.99)
     result = adapt(clip, setup["refs"], base=setup["model"], options=opts, progress=False)
     base, cfg = load_generator(setup["model"])
     refs = adapt_keys.read_references(setup["refs"], clip)
@@ -211,7 +213,6 @@ def test_bad_inputs_are_clear_errors_that_leave_nothing_behind(setup, tmp_path, 
 
 def test_model_config_checks_the_adapted_fields(tmp_path):
     """An "unet-adapted" file needs its bank size; other architectures must not carry one."""
-    from vs_colorgan.model_io import ModelFileError
 
     good = ModelConfig(arch="unet-adapted", width=8, render_size=64, adapt_bank=4)
     assert ModelConfig.from_json(good.to_json()) == good
@@ -240,6 +241,32 @@ def test_the_gate_keeps_the_base_colour_on_content_unlike_the_keys():
         assert torch.allclose(net(x), film, atol=1e-6)
 
 
+def test_the_gate_weighs_the_keys_against_featureless_pictures():
+    """A picture as near the featureless pictures as the keys keeps the base colour; one nearer the keys takes
+    the adapted colour; a file made before the contrast (no generic bank) gates on the plain similarity."""
+    torch.manual_seed(0)
+    net = build_generator("unet-adapted", 8, adapt_bank=1, adapt_generic=1).eval()
+    with torch.no_grad():
+        for p in net.film.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        x = torch.rand(1, 1, 64, 96) * 2 - 1
+        deep = net.base.encoder(x)[4]
+        v = torch.nn.functional.normalize(deep.mean(dim=(2, 3)), dim=1)  # (1, C): near every position
+        net.gate_low.fill_(0.0)
+        net.gate_high.fill_(0.05)
+        net.bank.copy_(v)
+        net.generic.copy_(v)  # as near the featureless pictures as the keys: the base's colour
+        assert torch.equal(net(x), net.base(x))
+        net.generic.copy_(-v)  # far nearer the keys: the adapted decoder's colour
+        film = net.film.decode(net.base.encoder(x), x)[0]
+        assert torch.allclose(net(x), film, atol=1e-6)
+    old = build_generator("unet-adapted", 8, adapt_bank=1)
+    assert old.generic is None and "generic" not in old.state_dict()
+    cfg = ModelConfig(arch="unet", width=8, render_size=64, adapt_generic=3)
+    with pytest.raises(ModelFileError, match="adapt_generic"):
+        ModelConfig.from_json(cfg.to_json(), "f.safetensors")
+
+
 def test_render_adapt_adapts_then_renders_and_keeps_the_model(setup, tmp_path):
     from vs_colorgan.render import main as render_main
 
@@ -262,7 +289,7 @@ def test_keyframes_suggests_the_shot_least_like_the_painted_keys(setup, tmp_path
     shot3 = [shapes(t + 1) for t in range(4)]  # shot 1's set-up again
     clip = core.std.SetFrameProps(frames_clip(shot1 + shot2 + shot3), _Matrix=6)
     # a tiny random network's features are all alike: a narrow gate makes "like the key" mean nearly the same
-    opts = AdaptOptions(steps=2, threads=1, val_fraction=0.0, gate_low=0.99, gate_high=0.999)
+    opts = AdaptOptions(steps=2, threads=1, val_fraction=0.0, gate_low=0.0, gate_high=0.002)
     result = adapt(clip, {0: painted(0)}, base=setup["model"], options=opts, progress=False)
     film = tmp_path / "film.safetensors"
     adapt_mod.save_adapted(film, result, base=setup["model"], video="clip", options=opts)

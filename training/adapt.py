@@ -23,8 +23,10 @@ carried over unchanged).
 
 Fine-tuned alone, the decoder also paints the film's colours onto content no key showed (up to -4.8 dB on the
 benchmark's unrelated shots). So the written network (:class:`vs_colorgan.networks.AdaptedUNetGenerator`, arch
-``unet-adapted``) keeps the base beside the adapted decoder and blends them per pixel by a gate: how close the
-picture's deepest encoder features come to those of the painted keys (``gate_low`` -> ``gate_high``, cosine).
+``unet-adapted``) keeps the base beside the adapted decoder and blends them per pixel by a gate: how much closer
+the picture's deepest encoder features come to those of the painted keys than to those of featureless synthetic
+pictures (cosine similarities, their difference mapped from ``gate_low`` to ``gate_high``; see
+:func:`generic_features`).
 
 The result is an ordinary generator file (``model_io.save_generator``, atomic): the base's config and calibration
 (arch ``unet-adapted``, its bank size), plus ``vs_colorgan_adapt`` metadata naming the base's sha256 and the
@@ -41,9 +43,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vs_colorgan import color
 
 PROG = "colorgan-adapt"
 ADAPT_METADATA_KEY = "vs_colorgan_adapt"  # beside model_io.METADATA_KEY in the safetensors header
@@ -72,8 +78,11 @@ class AdaptOptions:
     val_every: int = 25  # steps between validations
     patience: int = 4  # validations without improvement before stopping
     film_gain: float | None = None  # chroma gain of the adapted decoder (None: the base's calibrated chroma_gain)
-    gate_low: float = 0.82  # cosine similarity to the nearest key feature where the adapted colour starts to count
-    gate_high: float = 0.94  # ... and where it is used alone (measured: benchmarks/adapt.py, docs/training.md)
+    # the gate: cosine similarity to the nearest key feature less that to the nearest featureless picture
+    # (generic_features), where the adapted colour starts to count, and where it is used alone (measured:
+    # benchmarks/adapt.py, docs/training.md)
+    gate_low: float = 0.0
+    gate_high: float = 0.05
     seed: int = 0
     device: str = "auto"
     # torch.set_num_threads (0: torch's default, all cores); 1 because on a shared CPU 2 threads ran 3-6x slower
@@ -336,8 +345,9 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
     for p in model.parameters():
         p.requires_grad_(False)
     base_model, _ = load_generator(base_path, device="cpu")
-    result.model, result.config = gated(base_model, model.cpu().eval(), cfg, key_bank(base_model, keys, cfg.render_size
-                                                                                      / prepared), options)
+    bank = key_bank(base_model, keys, cfg.render_size / prepared)
+    generic = generic_features(base_model, cfg.render_size, cfg.size_multiple)
+    result.model, result.config = gated(base_model, model.cpu().eval(), cfg, bank, generic, options)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -360,21 +370,44 @@ def key_bank(base: nn.Module, keys: list, factor: float) -> torch.Tensor:
     return torch.cat(vectors)
 
 
-def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, options: AdaptOptions):
-    """The file's network: the base, the adapted decoder and the gate on the keys' features
-    (:class:`vs_colorgan.networks.AdaptedUNetGenerator`), with the base's config and calibration."""
+@torch.no_grad()
+def generic_features(base: nn.Module, render_size: int, multiple: int) -> torch.Tensor:
+    """Deep features (unit vectors, like :func:`key_bank`) of pictures with no identity of their own: the
+    synthetic smooth and flat frames of issue 17 (ramps, grain, noise, a blur, a plain sky over ground,
+    :func:`vs_colorgan.evaluate.flat_frames.flat_frames`) at the render size. The gate weighs a picture's
+    similarity to the keys against its similarity to these (:class:`vs_colorgan.networks.AdaptedUNetGenerator`):
+    a plain wall or sky in a key is, to the encoder, like any plain surface, and alone opened the gate on the
+    skies of unrelated shots."""
+    from vs_colorgan.evaluate.flat_frames import flat_frames
+    from vs_colorgan.pipeline import render_shape
+
+    vectors = []
+    for luma in flat_frames().values():
+        w, h = render_shape(luma.shape[1], luma.shape[0], render_size, multiple)
+        y = torch.from_numpy(cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+        l_norm = color.normalize_l(color.gray_to_l(y))[None, None]
+        vectors.append(F.normalize(base.encoder(l_norm)[4][0].flatten(1).T, dim=1))
+    return torch.cat(vectors)
+
+
+def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, generic: torch.Tensor, options: AdaptOptions):
+    """The file's network: the base, the adapted decoder and the gate on the keys' features against the
+    featureless pictures' (:class:`vs_colorgan.networks.AdaptedUNetGenerator`), with the base's config and
+    calibration."""
     from vs_colorgan.model_io import MAX_ADAPT_BANK, generator_for
 
     if len(bank) > MAX_ADAPT_BANK:  # an evenly spaced subset: neighbours are near-duplicates anyway
         bank = bank[torch.linspace(0, len(bank) - 1, MAX_ADAPT_BANK).round().long()]
     own = options.encoder_stages > 0
     # the base's config (padding included: an adapted model of a reflect-padded base pads by reflection too)
-    config = dataclasses.replace(cfg, arch="unet-adapted", adapt_bank=len(bank), adapt_encoder=own)
+    config = dataclasses.replace(cfg, arch="unet-adapted", adapt_bank=len(bank), adapt_encoder=own,
+                                 adapt_generic=len(generic))
     net = generator_for(config)
     net.base.load_state_dict(base.state_dict(), strict=True)
     film_state = {k: v for k, v in film.state_dict().items() if own or not k.startswith("encoder.")}
     net.film.load_state_dict(film_state, strict=True)
     net.bank.copy_(bank)
+    net.generic.copy_(generic)
     net.gate_low.fill_(options.gate_low)
     net.gate_high.fill_(options.gate_high)
     net.film_gain.fill_(cfg.chroma_gain if options.film_gain is None else options.film_gain)
@@ -403,8 +436,8 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--film-augment must be a probability from 0 to 1, not {o.film_augment!r}")
     if o.film_gain is not None and not 0.0 < o.film_gain <= 4.0:
         raise AdaptError(f"--film-gain must be above 0 and at most 4, not {o.film_gain!r}")
-    if not -1.0 <= o.gate_low < o.gate_high <= 1.0:
-        raise AdaptError(f"--gate-low and --gate-high must satisfy -1 <= low < high <= 1, not {o.gate_low!r} and "
+    if not -2.0 <= o.gate_low < o.gate_high <= 2.0:
+        raise AdaptError(f"--gate-low and --gate-high must satisfy -2 <= low < high <= 2 (a difference of two cosine similarities), not {o.gate_low!r} and "
                          f"{o.gate_high!r}")
     lo, hi = o.scale_range
     if not 0.25 <= lo <= hi <= 4.0:
@@ -455,9 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--film-gain", type=float, default=d.film_gain,
                     help="chroma gain of the adapted colour (default: the base model's calibrated gain)")
     ap.add_argument("--gate-low", type=float, default=d.gate_low,
-                    help="feature similarity to the keys below which the base model's colour is kept")
+                    help="similarity to the keys less that to featureless pictures, below which the base model's "
+                         "colour is kept (default %(default)s)")
     ap.add_argument("--gate-high", type=float, default=d.gate_high,
-                    help="feature similarity above which the adapted colour is used alone")
+                    help="... and above which the adapted colour is used alone (default %(default)s)")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads,

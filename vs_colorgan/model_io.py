@@ -76,6 +76,9 @@ class ModelConfig:
     confidence_tau: float = 0.0
     adapt_bank: int = 0  # "unet-adapted" (colorgan-adapt): keyframe features in the gate's bank
     adapt_encoder: bool = False  # "unet-adapted": its film decoder has its own (partly adapted) encoder
+    # "unet-adapted": features of featureless synthetic frames the gate weighs the keys' against (0: files
+    # made before the contrast gate, whose gate is the plain similarity to the keys)
+    adapt_generic: int = 0
     padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
     format_version: int = FORMAT_VERSION
 
@@ -123,6 +126,9 @@ class ModelConfig:
         if (cfg.arch == "unet-adapted") != (cfg.adapt_bank > 0):
             raise ModelFileError(f"{source}: metadata \"adapt_bank\" must be at least 1 for an \"unet-adapted\" "
                                  f"generator and 0 for any other, not {cfg.adapt_bank} (arch {cfg.arch!r})")
+        if cfg.arch != "unet-adapted" and cfg.adapt_generic:
+            raise ModelFileError(f"{source}: metadata \"adapt_generic\" must be 0 for a generator that is not "
+                                 f"\"unet-adapted\", not {cfg.adapt_generic} (arch {cfg.arch!r})")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
@@ -177,6 +183,7 @@ CONFIG_FIELDS: dict[str, Rule] = {
     # colorgan-adapt's models (arch "unet-adapted")
     "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
     "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
+    "adapt_generic": _int_in(0, MAX_ADAPT_BANK),
 }
 
 
@@ -330,7 +337,7 @@ def generator_for(cfg: ModelConfig) -> nn.Module:
     (architecture, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
     return build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
                            confidence_tau=cfg.confidence_tau, padding=cfg.padding, adapt_bank=cfg.adapt_bank,
-                           adapt_encoder=cfg.adapt_encoder)
+                           adapt_encoder=cfg.adapt_encoder, adapt_generic=cfg.adapt_generic)
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:

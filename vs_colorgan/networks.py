@@ -238,10 +238,15 @@ class AdaptedUNetGenerator(nn.Module):
     ``base`` is the generator it started from, ``film`` its adapted decoder (with its own encoder when the
     adaptation trained encoder stages, else it reads ``base``'s features). Per pixel the output is
     ``base + g * (film - base)``: the gate ``g`` in [0, 1] is how close the deepest encoder features (1/32 scale,
-    ``base.encoder``) come to a bank of the keyframes' features (cosine similarity, the nearest of ``bank``),
-    mapped linearly from ``gate_low`` (0) to ``gate_high`` (1) and upsampled bilinearly. Content no key showed
-    keeps the base model's colour: the "do no harm" of issue 16, a nearest-neighbour novelty test on deep
-    features (as in e.g. Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples").
+    ``base.encoder``) come to a bank of the keyframes' features (cosine similarity, the nearest of ``bank``)
+    *beyond how close they come to featureless pictures* (the nearest of ``generic``: synthetic ramps, grain,
+    a plain sky; files without it use the plain similarity), mapped linearly from ``gate_low`` (0) to
+    ``gate_high`` (1) and upsampled bilinearly. Content no key showed keeps the base model's colour: the "do no
+    harm" of issue 16, a nearest-neighbour novelty test on deep features (as in e.g. Lee et al. 2018, "A simple
+    unified framework for detecting out-of-distribution samples"). The contrast is what keeps a sky in an
+    unrelated shot from taking a key's wall colour: to this encoder every plain surface is alike, so on the plain
+    similarity the rocket pan of benchmarks/adapt.py was nearer the keys (median 0.935) than an unpainted shot
+    of a painted set-up (0.918), and lost 5.4 dB.
     The base's calibration (:func:`calibrate`) applies to the base's output; the adapted decoder's output is
     scaled by ``film_gain``. :meth:`distribution` blends the raw outputs (the confidence channel included).
     """
@@ -249,7 +254,8 @@ class AdaptedUNetGenerator(nn.Module):
     size_multiple = 32
 
     def __init__(self, base: UNetGenerator, film: UNetGenerator, *, chroma_gain: float = 1.0,
-                 confidence_tau: float = 0.0, bank_size: int = 1, own_encoder: bool = False) -> None:
+                 confidence_tau: float = 0.0, bank_size: int = 1, own_encoder: bool = False,
+                 generic_size: int = 0) -> None:
         """``base`` and ``film``: two U-Nets of one architecture, built by :func:`build_generator` (so every
         setting of the base's config reaches both), their own calibration unused."""
         super().__init__()
@@ -263,6 +269,8 @@ class AdaptedUNetGenerator(nn.Module):
             del self.film.encoder  # it reads base's features: no copy in the file
         deep = base.encoder.channels[-1]
         self.register_buffer("bank", torch.zeros(bank_size, deep))  # unit vectors, (K, channels of layer4)
+        # featureless pictures' features (G, channels), or None (a file made before the contrast gate)
+        self.register_buffer("generic", torch.zeros(generic_size, deep) if generic_size else None)
         self.register_buffer("gate_low", torch.tensor(0.8))
         self.register_buffer("gate_high", torch.tensor(0.9))
         # the adapted decoder's chroma gain: it learnt the film's painted colour directly, so the base's
@@ -270,9 +278,12 @@ class AdaptedUNetGenerator(nn.Module):
         self.register_buffer("film_gain", torch.tensor(float(chroma_gain)))
 
     def gate(self, deep: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-        """(N, 1, H, W) in [0, 1]: the nearest key feature's cosine similarity, mapped and upsampled."""
+        """(N, 1, H, W) in [0, 1]: the nearest key feature's cosine similarity (less the nearest featureless
+        picture's), mapped and upsampled."""
         f = deep / deep.norm(dim=1, keepdim=True).clamp_min(1e-6)
         sim = F.conv2d(f, self.bank[:, :, None, None]).amax(dim=1, keepdim=True)  # 1x1 conv = dot with every key
+        if self.generic is not None:
+            sim = sim - F.conv2d(f, self.generic[:, :, None, None]).amax(dim=1, keepdim=True)
         g = ((sim - self.gate_low) / (self.gate_high - self.gate_low).clamp_min(1e-6)).clamp(0.0, 1.0)
         return F.interpolate(g, size=size, mode="bilinear", align_corners=False)
 
@@ -323,21 +334,22 @@ def set_padding(module: nn.Module, padding: str) -> nn.Module:
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
                     confidence_tau: float = 0.0, padding: str = "zeros", adapt_bank: int = 0,
-                    adapt_encoder: bool = False) -> nn.Module:
+                    adapt_encoder: bool = False, adapt_generic: int = 0) -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
     calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
-    (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder``: the size of an ``unet-adapted`` generator's
-    key-feature bank and whether its film decoder has its own encoder.
+    (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder`` / ``adapt_generic``: the size of an
+    ``unet-adapted`` generator's key-feature bank, whether its film decoder has its own encoder, and the size
+    of its bank of featureless pictures' features.
     """
     return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
                               confidence_tau=confidence_tau, padding=padding, adapt_bank=adapt_bank,
-                              adapt_encoder=adapt_encoder), padding)
+                              adapt_encoder=adapt_encoder, adapt_generic=adapt_generic), padding)
 
 
 def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float, padding: str,
-           adapt_bank: int, adapt_encoder: bool) -> nn.Module:
+           adapt_bank: int, adapt_encoder: bool, adapt_generic: int) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if arch == "unet":
@@ -349,7 +361,7 @@ def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confi
         # here): the base's padding reaches both
         base, film = (build_generator("unet", width, confidence=confidence, padding=padding) for _ in range(2))
         return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
-                                    bank_size=adapt_bank, own_encoder=adapt_encoder)
+                                    bank_size=adapt_bank, own_encoder=adapt_encoder, generic_size=adapt_generic)
     if confidence:
         raise ValueError(f"a confidence head exists for the 'unet' generator only, not {arch!r}")
     return GENERATORS[arch](width, chroma_gain=chroma_gain)
