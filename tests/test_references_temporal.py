@@ -140,7 +140,8 @@ def test_colour_reaches_far_frames_through_anchors(model: Path, monkeypatch: pyt
     assert err < 0.5 * np.abs(expected_chroma(frames[57])).mean()
     calls.clear()
     out.get_frame(58)  # the anchors are cached: one more step
-    assert calls == [(56, 58)]
+    # (58 after 57 is a sequential render: the look-ahead may meanwhile carry the key to 59, also one step)
+    assert [c for c in calls if c[1] == 58] == [(56, 58)] and set(calls) <= {(56, 58), (56, 59)}
 
 
 def test_reference_that_does_not_match_its_frame_is_a_palette(model: Path, caplog: pytest.LogCaptureFixture) -> None:
