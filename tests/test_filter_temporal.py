@@ -297,20 +297,26 @@ def test_the_look_ahead_thread_survives_a_failed_job_and_ends_when_idle() -> Non
     assert again.wait(5)
 
 
+@pytest.mark.parametrize("keyframes", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_the_look_ahead_never_deadlocks_a_render(model: Path, tmp_path: Path, threads: int) -> None:
+def test_the_look_ahead_never_deadlocks_a_render(model: Path, tmp_path: Path, threads: int, keyframes: bool) -> None:
     """With one VapourSynth thread the callback holds the only thread while the look-ahead job waits for a
-    frame: the callback must not wait on that job. In a subprocess, so that a deadlock fails by timeout."""
+    frame: the callback must not wait on that job. In a subprocess, so that a deadlock fails by timeout. With
+    ``keyframes`` the keyframe mode's look-ahead (the propagation of the next frame) runs too."""
     script = tmp_path / "render.py"
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import vapoursynth as vs
-        from conftest import frames_clip, gray_frames
+        from conftest import frames_clip, gray_clip, gray_frames, pan_frames
         from vs_colorgan import colorize
         vs.core.num_threads = {threads}
-        src = vs.core.resize.Bicubic(frames_clip(gray_frames(40, 64, 48, seed=8)), format=vs.YUV420P8)
-        out = colorize(src, model={str(model)!r}, backend="torch")
+        if {keyframes!r}:  # a pan over a photograph, its frame 3 painted with its own colour
+            frames = pan_frames(40)
+            src, refs = vs.core.resize.Bicubic(gray_clip(frames), format=vs.YUV420P8), {{3: frames[3]}}
+        else:
+            src, refs = vs.core.resize.Bicubic(frames_clip(gray_frames(40, 64, 48, seed=8)), format=vs.YUV420P8), None
+        out = colorize(src, model={str(model)!r}, backend="torch", references=refs)
         print(sum(1 for _ in out.frames()))
         for n in (5, 6, 7, 30, 31):  # a seek, then in order again
             out.get_frame(n)
