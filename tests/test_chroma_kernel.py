@@ -115,3 +115,24 @@ def test_filter_frames_same_with_and_without_the_kernel(model, gray8: vs.VideoNo
         for p in (1, 2):
             diff = np.abs(frames[n][p - 1].astype(np.int64) - np.asarray(f[p]).astype(np.int64))
             assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.002 * diff.size
+
+
+def test_jit_without_a_writable_cache_still_compiles(monkeypatch) -> None:
+    """Where numba finds no place for its disk cache it raises at decoration; vs_colorgan.jit then compiles
+    without the cache instead of failing the import."""
+    import numba
+
+    from vs_colorgan import jit as jit_module
+
+    real = numba.njit
+
+    def no_cache_locator(*args, **kwargs):
+        if kwargs.get("cache"):
+            def decorate(fn):
+                raise RuntimeError(f"cannot cache function {fn.__name__!r}: no locator available for file 'x'")
+            return decorate
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jit_module.numba, "njit", no_cache_locator)
+    add_one = jit_module.jit(lambda x: x + 1)
+    assert add_one(np.int64(41)) == 42 and hasattr(add_one, "py_func")  # compiled, not the plain function

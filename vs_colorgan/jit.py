@@ -23,7 +23,12 @@ def available() -> bool:
 
 
 def jit(fn: F) -> F:
-    """``numba.njit(cache=True, nogil=True, error_model="numpy")(fn)``, or ``fn`` without numba."""
+    """``numba.njit(cache=True, nogil=True, error_model="numpy")(fn)``, or ``fn`` without numba; without the
+    disk cache where numba finds no writable place for it (a read-only install with no writable home: numba
+    raises at decoration, which would fail the import), so it compiles again in each process there."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, error_model="numpy")(fn)
