@@ -10,10 +10,9 @@ import vapoursynth as vs
 
 from vs_colorgan import chroma_kernel
 from vs_colorgan.color import MATRIX_COEFFICIENTS
-from vs_colorgan.formats import code_scale, code_to_unit, plane_to_tensor, quantize_chroma
+from vs_colorgan.formats import code_to_unit, plane_to_tensor, quantize_chroma
 from vs_colorgan.upsample import (
     _apply_coefficients_cpu,
-    chroma_siting,
     integer_luma_to_chroma_grid,
     limit_to_gamut,
     luma_to_chroma_grid,
@@ -53,9 +52,8 @@ def kernel(coef: np.ndarray, luma: np.ndarray, *, ss_w: int, ss_h: int, loc: int
     # strided like a VapourSynth frame's plane: rows padded
     out = tuple(np.zeros((hc, wc + 13 * strided), dtype=luma.dtype)[:, :wc] for _ in range(2))
     kr, kb = MATRIX_COEFFICIENTS[matrix]
-    siting_w, siting_h = chroma_siting(loc)
-    chroma_kernel.finish(coef, luma, out, subsampling_w=ss_w, subsampling_h=ss_h, siting_w=siting_w,
-                         siting_h=siting_h, bits=bits, full_range=full, kr=kr, kb=kb, code_scale=code_scale(bits, full))
+    chroma_kernel.finish(coef, luma, out, subsampling_w=ss_w, subsampling_h=ss_h, chroma_location=loc, bits=bits,
+                         full_range=full, kr=kr, kb=kb)
     return out
 
 

@@ -26,16 +26,12 @@ import numpy as np
 
 log = logging.getLogger("vs_colorgan")
 
-from . import jit as _jit_module
-from .jit import jit
+from .formats import code_scale, unit_scale
+from .jit import available, jit
+from .upsample import chroma_siting
 
 # VapourSynth's chroma siting per axis (vs_colorgan.upsample.chroma_siting) -> the kernel's code
 SITING_CODE = {"cosited": 0, "center": 1, "bottom": 2}
-
-
-def available() -> bool:
-    """True where numba compiles the kernel (without it the kernel would be a Python loop: the numpy path runs)."""
-    return _jit_module.numba is not None
 
 
 @functools.lru_cache(maxsize=32)
@@ -53,8 +49,9 @@ def bilinear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
     return lo.astype(np.int64), frac.astype(np.float32)
 
 
-def _guide_row(luma, r, ss_w, ss_h, site_w, site_h, dst):  # pragma: no cover - compiled
-    """The integer sums of ``upsample.integer_luma_to_chroma_grid`` for chroma row ``r``, as float32, into dst."""
+def _guide_row(luma, r, ss_w, ss_h, site_w, site_h, col, dst):  # pragma: no cover - compiled
+    """The integer sums of ``upsample.integer_luma_to_chroma_grid`` for chroma row ``r``, as float32, into dst
+    (``col``: an int32 row of the luma's width to work in)."""
     h, w = luma.shape
     wc = dst.shape[0]
     if ss_h == 0:
@@ -71,7 +68,6 @@ def _guide_row(luma, r, ss_w, ss_h, site_w, site_h, dst):  # pragma: no cover - 
             dst[x] = np.float32(wa * np.int32(la[x]) + wb * np.int32(lb[x]) + wcc * np.int32(lc[x]))
         return
     # the vertical sums of the columns, then their horizontal pairs or 1-2-1 triples
-    col = np.empty(w, dtype=np.int32)
     for x in range(w):
         col[x] = wa * np.int32(la[x]) + wb * np.int32(lb[x]) + wcc * np.int32(lc[x])
     if site_w == 1:
@@ -88,7 +84,7 @@ def _guide_row(luma, r, ss_w, ss_h, site_w, site_h, dst):  # pragma: no cover - 
 
 
 def _kernel(coef, luma, out_cb, out_cr, x_lo, x_frac, y_lo, y_frac, ss_w, ss_h, site_w, site_h,
-            inv_weight, code_offset, code_mul, kr, kb, q_scale, q_offset, q_max, quantise):  # pragma: no cover
+            inv_weight, code_offset, code_mul, kr, kb, q_scale, q_offset, q_max):  # pragma: no cover
     """Fills ``out_cb``/``out_cr`` (Hc, Wc): see the module docstring. ``coef`` (4, h, w): a_Cb, a_Cr, b_Cb,
     b_Cr; ``luma`` (H, W) as stored; taps from :func:`bilinear_taps`; the constants float32. Row by row, each
     step a loop without branches (min/max as selects) that LLVM vectorises."""
@@ -96,6 +92,7 @@ def _kernel(coef, luma, out_cb, out_cr, x_lo, x_frac, y_lo, y_frac, ss_w, ss_h, 
     hc, wc = out_cb.shape
     n_low, w_low = coef.shape[1], coef.shape[2]
     y = np.empty(wc, dtype=np.float32)
+    col = np.empty(luma.shape[1], dtype=np.int32)
     one, zero, half = f32(1.0), f32(0.0), f32(0.5)
     tiny = f32(1e-12)
     alpha_r = f32(2.0 * (1.0 - kr))
@@ -117,7 +114,7 @@ def _kernel(coef, luma, out_cb, out_cr, x_lo, x_frac, y_lo, y_frac, ss_w, ss_h, 
         fy = y_frac[r]
         gy = one - fy
         w0, w1 = wide[:, y0], wide[:, y1]
-        _guide_row(luma, r, ss_w, ss_h, site_w, site_h, y)
+        _guide_row(luma, r, ss_w, ss_h, site_w, site_h, col, y)
         o_cb, o_cr = out_cb[r], out_cr[r]
         for x in range(wc):
             g = (y[x] * inv_weight - code_offset) * code_mul  # formats.code_to_unit of the reduced sample
@@ -151,13 +148,12 @@ def _kernel(coef, luma, out_cb, out_cr, x_lo, x_frac, y_lo, y_frac, ss_w, ss_h, 
             cb = cb if cb < half else half
             cr = cr if cr > -half else -half
             cr = cr if cr < half else half
-            if quantise:
-                cb = np.floor(cb * q_scale + q_offset + half)
-                cr = np.floor(cr * q_scale + q_offset + half)
-                cb = cb if cb > zero else zero
-                cb = cb if cb < q_max else q_max
-                cr = cr if cr > zero else zero
-                cr = cr if cr < q_max else q_max
+            cb = np.floor(cb * q_scale + q_offset + half)
+            cr = np.floor(cr * q_scale + q_offset + half)
+            cb = cb if cb > zero else zero
+            cb = cb if cb < q_max else q_max
+            cr = cr if cr > zero else zero
+            cr = cr if cr < q_max else q_max
             o_cb[x] = cb
             o_cr[x] = cr
 
@@ -177,25 +173,22 @@ def handles(luma: np.ndarray, *, subsampling_w: int, subsampling_h: int) -> bool
 
 
 def finish(coef: np.ndarray, luma: np.ndarray, out: tuple[np.ndarray, np.ndarray], *, subsampling_w: int,
-           subsampling_h: int, siting_w: str, siting_h: str, bits: int, full_range: bool, kr: float, kb: float,
-           code_scale: tuple[float, float]) -> None:
+           subsampling_h: int, chroma_location: int, bits: int, full_range: bool, kr: float, kb: float) -> None:
     """Cb and Cr codes into ``out`` (two (Hc, Wc) integer planes, strided views allowed) from the guided
     filter's box-filtered coefficients ``coef`` (4, h, w: a_Cb, a_Cr, b_Cb, b_Cr) and the frame's luma plane
-    as stored (see :func:`handles`); ``code_scale`` is :func:`vs_colorgan.formats.code_scale`'s (scale, offset)."""
+    as stored (see :func:`handles`), sited by ``_ChromaLocation``, in the matrix (Kr, Kb)."""
     hc, wc = out[0].shape
     x_lo, x_frac = bilinear_taps(wc, coef.shape[2])
     y_lo, y_frac = bilinear_taps(hc, coef.shape[1])
-    if full_range:
-        code_offset, code_mul = 0.0, 1.0 / ((1 << bits) - 1)
-    else:
-        s = float(1 << (bits - 8))
-        code_offset, code_mul = 16.0 * s, 1.0 / (219.0 * s)
+    siting_w, siting_h = chroma_siting(chroma_location)
     # the integer weights of the guide's sums: 1 per axis not subsampled, 2 for a centred pair, 4 for 1-2-1
     weight = 1
     for ss, siting in ((subsampling_w, siting_w), (subsampling_h, siting_h)):
         weight *= 1 if not ss else 2 if siting == "center" else 4
+    code_offset, code_mul = unit_scale(bits, full_range)
+    q_scale, q_offset = code_scale(bits, full_range)
     f32 = np.float32
     _compiled(np.ascontiguousarray(coef, dtype=np.float32), luma, out[0], out[1], x_lo, x_frac, y_lo, y_frac,
               subsampling_w, subsampling_h, SITING_CODE[siting_w], SITING_CODE[siting_h],
               f32(1.0 / weight), f32(code_offset), f32(code_mul),
-              float(kr), float(kb), f32(code_scale[0]), f32(code_scale[1]), f32((1 << bits) - 1), True)
+              float(kr), float(kb), f32(q_scale), f32(q_offset), f32((1 << bits) - 1))

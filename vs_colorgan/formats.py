@@ -110,15 +110,23 @@ def plane_to_tensor(plane: np.ndarray | torch.Tensor, *, device: torch.device | 
     return plane.to(device=device, dtype=torch.float32)[None, None]
 
 
+def unit_scale(bits: int, full_range: bool) -> tuple[float, float]:
+    """Y' = (code - offset) * mul for integer luma: (offset, mul) of H.273 full range, BT.601/709 limited range."""
+    if full_range:
+        return 0.0, 1.0 / ((1 << bits) - 1)
+    s = float(1 << (bits - 8))
+    return 16.0 * s, 1.0 / (219.0 * s)
+
+
 def code_to_unit(y: torch.Tensor, *, bits: int, full_range: bool, is_float: bool,
                  in_place: bool = False) -> torch.Tensor:
     """Luma sample values (float tensor) -> Y' in [0, 1] (not clipped); ``in_place``: into ``y`` (the same bits)."""
     if is_float:
         return y
-    if full_range:
-        return y.mul_(1.0 / ((1 << bits) - 1)) if in_place else y * (1.0 / ((1 << bits) - 1))
-    s = float(1 << (bits - 8))
-    return (y.sub_(16.0 * s) if in_place else y - 16.0 * s).mul_(1.0 / (219.0 * s))
+    offset, mul = unit_scale(bits, full_range)
+    if full_range:  # no subtraction of 0: one pass fewer
+        return y.mul_(mul) if in_place else y * mul
+    return (y.sub_(offset) if in_place else y - offset).mul_(mul)
 
 
 def luma_to_unit(plane: np.ndarray | torch.Tensor, *, bits: int, full_range: bool, is_float: bool,

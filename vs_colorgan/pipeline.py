@@ -43,12 +43,12 @@ from .color import MATRIX_COEFFICIENTS
 from .errors import ColorizeError
 from .model_io import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from . import chroma_kernel
-from .formats import code_scale, code_to_unit, plane_to_tensor, quantize_chroma
+from .formats import code_to_unit, plane_to_tensor, quantize_chroma
 from .scratch import Scratch
 from .temporal import combine, window_length
 from .threads import glue_threads, inference_threads, single_threaded
-from .upsample import (chroma_siting, fast_guided_upsample, guided_coefficients, integer_luma_to_chroma_grid,
-                       limit_to_gamut, luma_to_chroma_grid)
+from .upsample import (fast_guided_upsample, guided_coefficients, integer_luma_to_chroma_grid, limit_to_gamut,
+                       luma_to_chroma_grid)
 
 
 
@@ -313,8 +313,7 @@ class Colorizer:
             quantize_chroma(q[0], bits=bits, full_range=full_range, is_float=is_float, out=out, scratch=_SCRATCH)
             return out
         coef = guided_coefficients(cbcr.float(), y_low.float(), radius=radius, eps=self.options.upsample_eps)
-        siting_w, siting_h = chroma_siting(chroma_location)
         chroma_kernel.finish(coef[0].numpy(), luma_plane, out, subsampling_w=subsampling_w,
-                             subsampling_h=subsampling_h, siting_w=siting_w, siting_h=siting_h, bits=bits,
-                             full_range=full_range, kr=kr, kb=kb, code_scale=code_scale(bits, full_range))
+                             subsampling_h=subsampling_h, chroma_location=chroma_location, bits=bits,
+                             full_range=full_range, kr=kr, kb=kb)
         return out[0], out[1]
