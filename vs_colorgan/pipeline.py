@@ -48,7 +48,7 @@ from .scratch import Scratch
 from .temporal import combine, window_length
 from .threads import glue_threads, inference_threads, single_threaded
 from .upsample import (fast_guided_upsample, guided_coefficients, integer_luma_to_chroma_grid, limit_to_gamut,
-                       luma_to_chroma_grid)
+                       luma_to_chroma_grid, one_cpu_frame)
 
 
 
@@ -132,8 +132,7 @@ def lab_to_cbcr(l_norm: torch.Tensor, ab_norm: torch.Tensor, kr: float, kb: floa
         return torch.zeros((1, 2, *l_norm.shape[-2:]), dtype=l_norm.dtype, device=l_norm.device)
     if saturation != 1.0:
         ab_norm = ab_norm * saturation
-    if (l_norm.shape[0] == 1 and l_norm.device.type == "cpu" and not torch.jit.is_tracing()
-            and not (torch.is_grad_enabled() and (l_norm.requires_grad or ab_norm.requires_grad))):
+    if one_cpu_frame(l_norm, ab_norm):
         return torch.from_numpy(color.lab_to_cbcr_array(l_norm[0, 0].numpy(), ab_norm[0].numpy(), kr, kb))[None]
     rgb = color.merge_lab(l_norm, ab_norm)  # sRGB in [0, 1]
     _, cb, cr = color.rgb_to_ycbcr(rgb, kr, kb)  # the new Y' is dropped: the source's luma is kept

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .color import L_SCALE
-from .upsample import box_mean, box_mean_array
+from .upsample import box_mean, box_mean_array, one_cpu_frame
 
 V = TypeVar("V")
 
@@ -150,8 +150,7 @@ def combine(ab_window: Sequence[torch.Tensor], l_window: Sequence[torch.Tensor],
     """
     if len(ab_window) == 1:
         return ab_window[0]
-    tensors = [*ab_window, *l_window]
-    if all(t.device.type == "cpu" and t.shape[0] == 1 and not t.requires_grad for t in tensors):
+    if one_cpu_frame(*ab_window, *l_window):
         return torch.from_numpy(_combine_cpu([t[0].numpy() for t in ab_window], [t[0, 0].numpy() for t in l_window],
                                              sigma))[None]
     l_n = l_window[0]

@@ -103,7 +103,7 @@ def guided_coefficients(p_low: torch.Tensor, i_low: torch.Tensor, *, radius: int
     resolution (all box means in one pass). Steps 6 (bilinear) and 7 (q = a I + b at full size) follow in
     :func:`fast_guided_upsample`, or in :mod:`vs_colorgan.chroma_kernel`."""
     c = p_low.shape[1]
-    if _on_cpu_arrays(p_low, i_low) and p_low.shape[0] == 1:
+    if one_cpu_frame(p_low, i_low):
         return torch.from_numpy(_guided_coefficients_cpu(p_low[0].numpy(), i_low[0, 0].numpy(), radius, eps))[None]
     means = box_mean(torch.cat([i_low, p_low, i_low * i_low, i_low * p_low], dim=1), radius)
     mean_i, mean_p = means[:, :1], means[:, 1:1 + c]
@@ -140,15 +140,17 @@ def fast_guided_upsample(p_low: torch.Tensor, i_low: torch.Tensor, i_high: torch
     """
     c = p_low.shape[1]
     ab = guided_coefficients(p_low, i_low, radius=radius, eps=eps)
-    if _on_cpu_arrays(ab, i_high) and ab.shape[0] == 1:
+    if one_cpu_frame(ab, i_high):
         return _apply_coefficients_cpu(ab[0], i_high[0, 0], c, scratch)
     ab = F.interpolate(ab, size=i_high.shape[-2:], mode="bilinear", align_corners=False)
     return torch.addcmul(ab[:, c:], ab[:, :c], i_high)
 
 
-def _on_cpu_arrays(*tensors: torch.Tensor) -> bool:
-    """True where the full-size steps may run on numpy views (CPU, not traced for export, no autograd)."""
-    return not torch.jit.is_tracing() and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
+def one_cpu_frame(*tensors: torch.Tensor) -> bool:
+    """True where a step may run on numpy views of ``tensors``: one frame each (batch 1), on the CPU, not
+    traced for export, no autograd. The filter's steps on the CPU take their numpy forms where this holds."""
+    return not torch.jit.is_tracing() and all(t.device.type == "cpu" and not t.requires_grad and t.shape[0] == 1
+                                              for t in tensors)
 
 
 def _apply_coefficients_cpu(ab: torch.Tensor, guide: torch.Tensor, c: int, scratch: Scratch | None = None) -> torch.Tensor:
@@ -290,7 +292,7 @@ def limit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor, kr: float, kb: float, *,
     and loses only saturation. ``y`` (1, 1, H, W) is Y' on the chroma grid; (Kr, Kb) the matrix. With
     ``scratch`` the CPU result is a view of the calling thread's planes (see :mod:`vs_colorgan.scratch`).
     """
-    if _on_cpu_arrays(y, cbcr) and cbcr.shape[0] == 1:  # the filter on the CPU (numpy: see _limit_to_gamut_cpu)
+    if one_cpu_frame(y, cbcr):  # the filter on the CPU (numpy: see _limit_to_gamut_cpu)
         return torch.from_numpy(_limit_to_gamut_cpu(y[0, 0].numpy(), cbcr[0].numpy(), kr, kb, scratch))[None]
     y = y.clamp(0.0, 1.0)
     cb, cr = cbcr[:, 0:1], cbcr[:, 1:2]
