@@ -20,7 +20,6 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ import vapoursynth as vs
 
 from .errors import ColorizeError
 from .formats import FrameColorimetry, check_matrix, quantize_chroma, resolve_colorimetry
-from .lookahead import Lookahead
+from .lookahead import FramesAhead, Lookahead
 from .model_io import ModelFileError, check_render_size, read_config
 from .pipeline import ColorOptions, Colorizer, RenderLuma, render_shape
 from .backends import choose_backend, get_runner
@@ -149,7 +148,7 @@ class AutomaticColour:
         self.lumas: PredictionCache[RenderLuma] = PredictionCache(cache_size)
         self.predictions: PredictionCache[torch.Tensor] = PredictionCache(cache_size)
         self.lookahead: Lookahead | None = None  # set by build (see ahead())
-        self._pending: tuple[int, Future[vs.VideoFrame]] | None = None  # the luma frame asked for ahead (ahead())
+        self.frames_ahead = FramesAhead(small)  # frames of `small` asked for early, for every look-ahead
 
     def __call__(self, n: int, window: list[vs.VideoFrame]) -> tuple[RenderLuma, torch.Tensor]:
         """Stages 1-3 for frame ``n``: its render-size luma and the temporally combined prediction."""
@@ -171,15 +170,13 @@ class AutomaticColour:
         records the order of the callbacks); ``wanted=False`` records without starting."""
         la, small = self.lookahead, self.small
         if la is None or not la.in_order(n) or not wanted or n + 1 >= small.num_frames:
-            self._pending = None
             return
         c, i = self.colorizer, n + 1
         # frames n + 1 and n + 2 of the render-size luma are asked for a frame early, so that VapourSynth's
         # threads decode and resize them while the look-ahead infers frame n; and frame n + 1's luma is
         # prepared here, on the callback's thread, when its frame is there. Fetched and prepared inside the
         # job, the inference thread sat idle between two frames for both (480p: ~2 ms of every ~12)
-        pending = self._pending[1] if self._pending is not None and self._pending[0] == i else small.get_frame_async(i)
-        self._pending = (i + 1, small.get_frame_async(i + 1)) if i + 1 < small.num_frames else None
+        pending = self.frames_ahead.get(i)
         ready = None
         if pending.done() and pending.exception() is None:  # no wait on VapourSynth here (see job)
             ready = self.lumas.get_or_compute(i, lambda: c.preprocess(np.asarray(pending.result()[0])))
@@ -215,7 +212,6 @@ class FrameProcessor:
         self._frames = itertools.count(1)  # next() is atomic under the GIL: safe from several threads
         self.references: ReferencePropagator | None = None  # keyframe mode (see attach_references)
         self.reference_lookahead: Lookahead | None = None  # its propagation one frame ahead (ahead_references)
-        self._reference_pending: tuple[int, Future[vs.VideoFrame]] | None = None
         self._needed_automatic = True  # whether the last keyframe-mode frame used the automatic prediction
 
     @torch.inference_mode()  # per thread: VapourSynth calls this from its worker threads
@@ -301,14 +297,11 @@ class FrameProcessor:
         (:meth:`ReferencePropagator.prepare`) while this callback finishes frame ``n``: the flows, warps and
         fill are most of the keyframe mode's time, and callbacks run one at a time. Frames ``n + 1`` and
         ``n + 2`` of the render-size luma are asked for a frame early, and read outside every cache."""
-        la, small = self.reference_lookahead, self.auto.small
-        if la is None or not la.in_order(n) or n + 1 >= small.num_frames:
-            self._reference_pending = None
+        la, auto = self.reference_lookahead, self.auto
+        if la is None or not la.in_order(n) or n + 1 >= auto.small.num_frames:
             return
-        i, pending = n + 1, self._reference_pending
-        frame = pending[1] if pending is not None and pending[0] == i else small.get_frame_async(i)
-        self._reference_pending = (i + 1, small.get_frame_async(i + 1)) if i + 1 < small.num_frames else None
-        propagator, auto = self.references, self.auto
+        i, propagator = n + 1, self.references
+        frame = auto.frames_ahead.get(i)
 
         def job() -> None:
             if not la.passed(i):  # stale once the callback of i has started: it computes the value itself

@@ -16,8 +16,10 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import torch
+import vapoursynth as vs
 
 log = logging.getLogger("vs_colorgan")
 
@@ -111,3 +113,21 @@ class Lookahead:
                 # a daemon: a job waiting on a VapourSynth frame must not hold up the end of vspipe or Python
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
+
+
+class FramesAhead:
+    """Frames of one clip asked for a frame early, for the look-ahead jobs: :meth:`get` returns frame ``i``'s
+    future (the one asked for before, where there is one) and asks for frame ``i + 1`` now, so that
+    VapourSynth's threads make it while frame ``i`` is worked on. One per ``colorize`` call, shared by its
+    look-aheads, so each frame is asked for once. Called from the frame callbacks, which run one at a time."""
+
+    def __init__(self, clip: vs.VideoNode) -> None:
+        self.clip = clip
+        self._asked: dict[int, Future[vs.VideoFrame]] = {}  # the last frame handed out and the one after it
+
+    def get(self, i: int) -> Future[vs.VideoFrame]:
+        asked = self._asked
+        frame = asked.get(i) or self.clip.get_frame_async(i)
+        after = asked.get(i + 1) or (self.clip.get_frame_async(i + 1) if i + 1 < self.clip.num_frames else None)
+        self._asked = {i: frame} if after is None else {i: frame, i + 1: after}
+        return frame
