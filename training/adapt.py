@@ -49,7 +49,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vs_colorgan import color
 
 PROG = "colorgan-adapt"
 ADAPT_METADATA_KEY = "vs_colorgan_adapt"  # beside model_io.METADATA_KEY in the safetensors header
@@ -379,13 +378,13 @@ def generic_features(base: nn.Module, render_size: int, multiple: int) -> torch.
     a plain wall or sky in a key is, to the encoder, like any plain surface, and alone opened the gate on the
     skies of unrelated shots."""
     from vs_colorgan.evaluate.flat_frames import flat_frames
-    from vs_colorgan.pipeline import render_shape
+    from vs_colorgan.pipeline import render_luma, render_shape
 
     vectors = []
     for luma in flat_frames().values():
         w, h = render_shape(luma.shape[1], luma.shape[0], render_size, multiple)
-        y = torch.from_numpy(cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
-        l_norm = color.normalize_l(color.gray_to_l(y))[None, None]
+        y = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        l_norm = render_luma(y).l_norm  # stage 1, as the keys' (adapt_keys) and the filter's
         vectors.append(F.normalize(base.encoder(l_norm)[4][0].flatten(1).T, dim=1))
     return torch.cat(vectors)
 
@@ -437,8 +436,8 @@ def check_options(o: AdaptOptions) -> None:
     if o.film_gain is not None and not 0.0 < o.film_gain <= 4.0:
         raise AdaptError(f"--film-gain must be above 0 and at most 4, not {o.film_gain!r}")
     if not -2.0 <= o.gate_low < o.gate_high <= 2.0:
-        raise AdaptError(f"--gate-low and --gate-high must satisfy -2 <= low < high <= 2 (a difference of two cosine similarities), not {o.gate_low!r} and "
-                         f"{o.gate_high!r}")
+        raise AdaptError(f"--gate-low and --gate-high must satisfy -2 <= low < high <= 2 (a difference of two "
+                         f"cosine similarities), not {o.gate_low!r} and {o.gate_high!r}")
     lo, hi = o.scale_range
     if not 0.25 <= lo <= hi <= 4.0:
         raise AdaptError(f"the scale range must satisfy 0.25 <= low <= high <= 4, not {o.scale_range!r}")

@@ -373,10 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         # tau's scale comes from the first set (the footage when given), so a candidate is one setting on all sets
         by_set, median_sigma = {}, None
         for i, (name, pics) in enumerate(sets.items()):
-            by_set[name], sigma = score_candidates(model, pics, cfg.size_multiple, render_sizes=tuple(args.render_sizes),
-                                                   gains=tuple(args.gains), flat=flat if i == 0 else None,
-                                                   median_sigma=median_sigma)
-            median_sigma = sigma if median_sigma is None else median_sigma
+            # score_candidates hands back the median_sigma it was given, or the first set's own
+            by_set[name], median_sigma = score_candidates(model, pics, cfg.size_multiple,
+                                                          render_sizes=tuple(args.render_sizes), gains=tuple(args.gains),
+                                                          flat=flat if i == 0 else None, median_sigma=median_sigma)
         model_rows = merge_sets(by_set) if len(by_set) > 1 else next(iter(by_set.values()))
         for r in model_rows:
             r.update(model=str(gen_path), median_sigma=median_sigma)

@@ -259,9 +259,9 @@ class FrameProcessor:
         self.auto.ahead(n, wanted=self._needed_automatic)
         cm = self.colorimetry(frame)
         luma = np.asarray(frame[0])
-        stage4 = dict(matrix=cm.matrix, bits=p.bits, full_range=cm.full_range, is_float=p.is_float,
-                      subsampling_w=p.subsampling_w, subsampling_h=p.subsampling_h,
-                      chroma_location=int(frame.props.get("_ChromaLocation", 0)))
+        plane_args = dict(bits=p.bits, full_range=cm.full_range, is_float=p.is_float, subsampling_w=p.subsampling_w,
+                          subsampling_h=p.subsampling_h, chroma_location=int(frame.props.get("_ChromaLocation", 0)))
+        stage4 = dict(matrix=cm.matrix, **plane_args)
         used = []  # whether this frame needed the automatic prediction
 
         def automatic() -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +270,7 @@ class FrameProcessor:
             return render.l_work, ab
 
         def guide() -> torch.Tensor:  # a keyframe's own chroma only
-            return c.luma_guide(luma, **{k: v for k, v in stage4.items() if k != "matrix"})
+            return c.luma_guide(luma, **plane_args)
 
         with glue_threads():  # the propagation's torch steps on this thread alone (vs_colorgan.threads)
             result = self.references.chroma(n, guide, automatic)

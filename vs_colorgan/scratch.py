@@ -34,21 +34,17 @@ class Scratch:
     def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         me = threading.get_ident()
         with self._lock:
-            planes = self._planes.pop(me, None)
+            planes = self._planes.get(me)
             if planes is None:
-                planes = {}
                 while len(self._planes) >= self.max_threads:
                     self._planes.popitem(last=False)
-            self._planes[me] = planes
+                planes = self._planes[me] = {}
+            else:
+                self._planes.move_to_end(me)
         buf = planes.get(name)
         if buf is None or buf.shape != shape:
             buf = planes[name] = np.empty(shape, dtype=np.float32)
         return buf
-
-    def clear(self) -> None:
-        """Drop every thread's planes."""
-        with self._lock:
-            self._planes.clear()
 
 
 def take(scratch: Scratch | None, name: str, shape: tuple[int, ...]) -> np.ndarray:

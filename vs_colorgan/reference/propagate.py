@@ -270,7 +270,7 @@ class ReferencePropagator:
                 mean, std = self.palette[palette]
                 cbcr_auto = transfer_statistics(cbcr_auto, self.gain(mean), self.gain(std))
             cbcr = (1.0 - mix[..., None]) * cbcr + mix[..., None] * cbcr_auto
-        return RefResult(None, float(conf.mean()), tuple(colour), palette, low=(to_tensor(cbcr), to_tensor(y)))
+        return RefResult(None, float(conf.mean()), colour, palette, low=(to_tensor(cbcr), to_tensor(y)))
 
     def automatic_cbcr(self, automatic: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                        shape: tuple[int, int]) -> np.ndarray:
