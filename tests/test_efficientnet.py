@@ -169,3 +169,18 @@ def test_export_parity(tmp_path: Path) -> None:
         report = verify_onnx(path, model, cfg, target=target, threads=1)
         assert report.passed and report.max_abs < 1e-4, (target, report)
         assert read_config(path).encoder == "efficientnet-lite0"
+
+
+def test_adapt_trains_the_last_encoder_stages_by_name() -> None:
+    """colorgan-adapt's --encoder-stages N frees the deepest N block groups (1/32 first), nothing else of the
+    encoder; the four groups together are every block after the 1/2 tap."""
+    from vs_colorgan.training.adapt import trainable_parameters
+
+    net = build_generator("unet", 8, encoder="efficientnet-lite0")
+    names = [{n for n, _ in trainable_parameters(net, k)} for k in range(5)]
+    assert not any(n.startswith("encoder.") for n in names[0])
+    deepest = {n for n in names[1] - names[0]}
+    assert deepest and all(n.split(".")[2] in {"11", "12", "13", "14", "15"} for n in deepest)
+    encoder_trained = {n.split(".")[2] for n in names[4] if n.startswith("encoder._blocks.")}
+    assert encoder_trained == {str(i) for i in range(1, 16)}
+    assert not any(n.startswith(("encoder._conv_stem", "encoder._bn0", "encoder._blocks.0.")) for n in names[4])

@@ -6,7 +6,7 @@ The keyframes are read as ``colorize(references=...)`` reads them (:mod:`vs_colo
 luma from the video's own frames. A handful of frames is very little data for a 3.6 M-parameter network, so the
 fine-tune is built not to forget what the base model knows:
 
-* only the decoder learns (optionally the last ``encoder_stages`` of the ResNet encoder); the rest is frozen;
+* only the decoder learns (optionally the last ``encoder_stages`` of the encoder); the rest is frozen;
 * an L2-SP pull of the trained weights toward the base's (Li, Grandvalet & Davoine 2018, "Explicit inductive
   bias for transfer learning with convolutional networks", eq. 3: ``alpha/2 * ||w - w0||^2``);
 * batch norm keeps the base's running statistics (the network stays in eval mode): batches of crops of ten
@@ -67,7 +67,7 @@ class AdaptOptions:
     crop: int = 128  # crop side on the render grid (the base was trained on 128-px crops)
     lr: float = 3e-4  # Adam (Kingma & Ba 2015)
     l2sp: float = 0.01  # alpha of L2-SP (Li et al. 2018), on the sum of squared weight changes
-    encoder_stages: int = 0  # also train the last N ResNet stages of the encoder (0: decoder only)
+    encoder_stages: int = 0  # also train the last N stages of the encoder (0: decoder only)
     scale_range: tuple[float, float] = (0.8, 1.25)  # crop scale relative to the render size (scale jitter)
     # probability of each film degradation of the input luma (training/augment.py): 0 because the keys come from
     # the film itself, its degradations already in them; 0.5 and 0.25 measured worse (docs/training.md)
@@ -109,14 +109,11 @@ class AdaptResult:
 
 # ----------------------------------------------------------------------------------------------- parameters
 def trainable_parameters(model: nn.Module, encoder_stages: int) -> list[tuple[str, nn.Parameter]]:
-    """The U-Net's decoder (everything outside ``encoder``) and its last ``encoder_stages`` ResNet stages."""
-    stages = ["layer4", "layer3", "layer2", "layer1"][:encoder_stages]
-    out = []
-    for name, p in model.named_parameters():
-        parts = name.split(".")
-        if parts[0] != "encoder" or parts[1] in stages:
-            out.append((name, p))
-    return out
+    """The U-Net's decoder (everything outside ``encoder``) and its last ``encoder_stages`` encoder stages (the
+    encoder's ``stages``: ResNet layers or EfficientNet block groups)."""
+    prefixes = tuple(f"encoder.{p}." for stage in model.encoder.stages[:encoder_stages] for p in stage)
+    return [(name, p) for name, p in model.named_parameters()
+            if not name.startswith("encoder.") or name.startswith(prefixes)]
 
 
 def l2sp(params: list[tuple[str, nn.Parameter]], start: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -59,6 +59,8 @@ class ResNet18Encoder(nn.Module):
         self.layer2 = _basic_layer(w, 2 * w, 2)
         self.layer3 = _basic_layer(2 * w, 4 * w, 2)
         self.layer4 = _basic_layer(4 * w, 8 * w, 2)
+        # parameter-name prefixes of the stages ending at each skip, deepest first (colorgan-adapt trains the last)
+        self.stages: tuple[tuple[str, ...], ...] = (("layer4",), ("layer3",), ("layer2",), ("layer1",))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
@@ -144,6 +146,9 @@ class EfficientNetLite0Encoder(nn.Module):
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
         self.channels = tuple(blocks[i]._bn2.num_features for i in _LITE0_TAPS)  # (16, 24, 40, 112, 320)
+        # as ResNet18Encoder.stages: the blocks after each tap up to the next, deepest first
+        self.stages = tuple(tuple(f"_blocks.{i}" for i in range(a + 1, b + 1))
+                            for a, b in reversed(list(zip(_LITE0_TAPS, _LITE0_TAPS[1:]))))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
