@@ -78,10 +78,14 @@ def render(gray, model: str | None) -> list[np.ndarray]:
     return to_rgb(vs_colorgan.colorize(gray, model=model))
 
 
+# the base model adapted from and compared against (--base; None: the bundled model)
+BASE: str | None = None
+
+
 def adapted_model(gray, refs: dict, options: AdaptOptions, workdir: Path, name: str) -> tuple[str, object]:
-    result = adapt(gray, refs, options=options, progress=False)
+    result = adapt(gray, refs, base=BASE, options=options, progress=False)
     path = workdir / f"{name}.safetensors"
-    save_adapted(path, result, base=None, video=name, options=options)
+    save_adapted(path, result, base=BASE, video=name, options=options)
     return str(path), result
 
 
@@ -111,7 +115,7 @@ def film_report(data_dir: Path, options: AdaptOptions, workdir: Path, sheet: Pat
     gray = gray_of(frames)
     refs = {int(starts[i]): s.frames[0] for i, s in enumerate(shots) if s.painted}
     model, result = adapted_model(gray, refs, options, workdir, "film")
-    base_out, ours_out, gray_out = render(gray, None), render(gray, model), gray_baseline(gray)
+    base_out, ours_out, gray_out = render(gray, BASE), render(gray, model), gray_baseline(gray)
     print(f"\nmulti-shot film {SIZE[0]}x{SIZE[1]}, {len(shots)} shots of {SHOT} frames, keys at {sorted(refs)}: "
           f"adapted in {result.seconds:.0f} s ({result.steps_run} steps, kept step {result.best_step}, held-out "
           f"loss {result.val_base:.4f} -> {result.val_best:.4f})\n")
@@ -143,7 +147,7 @@ def single_report(data_dir: Path, name: str, options: AdaptOptions, workdir: Pat
     model, result = adapted_model(gray, {0: frames[0]}, options, workdir, name)
     scored = slice(50, len(frames))
     rows = {k: float(np.mean([psnr(o, t) for o, t in zip(out[scored], frames[scored])]))
-            for k, out in (("gray", gray_baseline(gray)), ("base", render(gray, None)), ("ours", render(gray, model)))}
+            for k, out in (("gray", gray_baseline(gray)), ("base", render(gray, BASE)), ("ours", render(gray, model)))}
     print(f"| {name} {frames[0].shape[1]}x{frames[0].shape[0]} | 0 | 50-{len(frames) - 1} | {rows['gray']:.2f} | "
           f"{rows['base']:.2f} | {rows['ours']:.2f} | {rows['ours'] - rows['base']:+.2f} | "
           f"{rows['ours'] - rows['gray']:+.2f} | {result.seconds:.0f} s ({result.steps_run} steps) |")
@@ -162,7 +166,7 @@ def timing_report(data_dir: Path, options: AdaptOptions) -> None:
         frames += shot
     gray = gray_of(frames)
     t0 = time.perf_counter()
-    result = adapt(gray, refs, options=options, progress=False)
+    result = adapt(gray, refs, base=BASE, options=options, progress=False)
     total = time.perf_counter() - t0
     print(f"\ntiming: {len(refs)} keys at {size[0]}x{size[1]}: {total:.0f} s wall-clock ({result.steps_run} steps, "
           f"kept step {result.best_step}), options {options}")
@@ -173,8 +177,11 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True, help="opencv-doc's examples/data folder")
     ap.add_argument("--parts", default="film,single,timing", help="comma list: film, single, timing")
     ap.add_argument("--sheet", type=Path, default=None, help="film: save a before/after contact sheet PNG here")
+    ap.add_argument("--base", default=None, help="base generator file to adapt and compare against (default: bundled)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an AdaptOptions field")
     args = ap.parse_args()
+    global BASE
+    BASE = args.base
     options = AdaptOptions()
     kinds = {f.name: f.type for f in fields(AdaptOptions)}
     for item in args.set:
@@ -183,7 +190,7 @@ def main() -> int:
             raise SystemExit(f"--set: {key!r} is not one of {', '.join(sorted(kinds))}")
         current = getattr(options, key)
         options = replace(options, **{key: float(value) if current is None else type(current)(value)})
-    print(f"options: {options}", flush=True)
+    print(f"base: {BASE or 'the bundled model'}; options: {options}", flush=True)
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -16,6 +16,7 @@ from vs_colorgan.export.onnx_export import export_onnx
 from vs_colorgan.training import losses
 from vs_colorgan.training.augment import film_degrade
 from vs_colorgan.model_io import ModelConfig, load_generator, read_config, save_generator
+from vs_colorgan import color
 from vs_colorgan.networks import build_generator, calibrate
 from conftest import RS, frames_clip, gray_frames, pan_frames, photo_frames, planes, tiny_generator
 
@@ -286,19 +287,22 @@ def test_colorgan_calibrate_on_footage_and_photos_bounds_each_set(tmp_path, tiny
     (tmp_path / "run/options.json").write_text(json.dumps({"data": [str(data)], "val_fraction": 0.999}))
     out = tmp_path / "cal.safetensors"
     assert cal.main([str(tmp_path / "run"), "--footage", str(frames), "--with-photos", "--render-sizes", "64",
-                     "--max-psnr-loss", "0", "--out", str(out)]) == 0
+                     "--max-psnr-loss", "0", "--max-de00-loss", "0.5", "--out", str(out)]) == 0
     record = json.loads(out.with_suffix(".calibration.json").read_text())
     assert record["pictures"] == 4 + 3 and "footage" in record["scored_on"] and "photos" in record["scored_on"]
+    assert record["max_de00_loss"] == 0.5
     for r in record["candidates"]:
         sets = list(r["by_set"].values())
         assert len(sets) == 2
         assert r["dpsnr"] == min(f["dpsnr"] for f in sets)
+        assert r["dde00"] == max(f["dde00"] for f in sets)
         assert r["false_colour"] == max(f["false_colour"] for f in sets)
         assert r["colourfulness_ratio"] == pytest.approx(np.mean([f["colourfulness_ratio"] for f in sets]))
     calm = [r for r in record["candidates"] if r["flat_rainbow"] <= 0.01] or record["candidates"]
-    ok = [r for r in calm if all(f["dpsnr"] >= 0 and f["false_colour"] <= 0.03 for f in r["by_set"].values())]
+    ok = [r for r in calm if all(f["dpsnr"] >= 0 and f["false_colour"] <= 0.03 and f["dde00"] <= 0.5
+                                 for f in r["by_set"].values())]
     if ok:
-        assert all(f["dpsnr"] >= 0 for f in record["chosen"]["by_set"].values())
+        assert all(f["dpsnr"] >= 0 and f["dde00"] <= 0.5 for f in record["chosen"]["by_set"].values())
     # --with-photos without --footage is a clear error, nothing written
     assert cal.main([str(tmp_path / "run"), "--with-photos", "--out", str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
@@ -363,3 +367,38 @@ def test_average_weights_is_the_mean_of_the_snapshots():
         if v.is_floating_point():
             assert torch.allclose(v, want, atol=1e-6), k
     assert not torch.equal(avg.state_dict()["encoder.conv1.weight"], nets[0].state_dict()["encoder.conv1.weight"])
+
+
+def test_choose_respects_the_ciede2000_bound():
+    """Issue 17's CIEDE2000 bound: with max_de00_loss, a candidate whose colour is further from the truth than
+    gray's (in CIEDE2000) loses, however colourful; without it the rule is as before."""
+    from vs_colorgan.training.calibrate import choose
+
+    rows = [
+        {"render_size": 128, "dpsnr": 0.3, "colourfulness_ratio": 0.2, "false_colour": 0.0, "dde00": -0.1},
+        {"render_size": 128, "dpsnr": 0.5, "colourfulness_ratio": 0.5, "false_colour": 0.0, "dde00": 0.6},
+    ]
+    assert choose(rows, 0.0) is rows[1]
+    assert choose(rows, 0.0, max_de00_loss=0.0) is rows[0]
+    assert choose(rows, 0.0, max_de00_loss=1.0) is rows[1]
+
+
+def test_ciede2000_of_candidates_matches_the_evaluation_metric():
+    """score_candidates' dde00 is the evaluation's CIEDE2000 (evaluate.metrics.ciede2000 on 8-bit RGB) less the
+    gray image's, to within the 8-bit rounding; gain 0 is the gray image itself (0)."""
+    import skimage.data
+
+    from vs_colorgan.evaluate.metrics import ciede2000
+    from vs_colorgan.training.calibrate import as_photo, predict, score_candidates
+
+    photo = as_photo(skimage.data.coffee()[::4, ::4])
+    model = confident_generator().eval()
+    rows, _ = score_candidates(model, [photo], 32, render_sizes=(64,), gains=(0.0, 1.0), tau_factors=(0.0,), de00=True)
+    assert rows[0]["dde00"] == pytest.approx(0.0, abs=1e-9)
+    ab_pred, _ = predict(model, photo, 64, 32)
+    to8 = lambda t: (t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()  # noqa: E731
+    truth8 = to8(photo.rgb)
+    want = (ciede2000(to8(color.merge_lab(photo.l_norm, ab_pred)), truth8)
+            - ciede2000(to8(color.merge_lab(photo.l_norm, torch.zeros_like(photo.ab))), truth8))
+    assert abs(want) > 0.5  # the test model's colour is not gray's
+    assert rows[1]["dde00"] == pytest.approx(want, abs=0.1)

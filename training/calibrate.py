@@ -159,13 +159,27 @@ def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> list[float]:
     return rate[n > 0].tolist()
 
 
+def _lab_array(rgb: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) sRGB in [0, 1] -> (N, H, W, 3) float64 CIE Lab, the form scikit-image's CIEDE2000 takes."""
+    return color.rgb_to_lab(rgb.clamp(0, 1)).permute(0, 2, 3, 1).double().cpu().numpy()
+
+
+def _ciede2000(lab: np.ndarray, truth_lab: np.ndarray) -> np.ndarray:
+    """Mean CIEDE2000 per picture (N,): scikit-image's (Sharma, Wu & Dalal 2005), as evaluate.metrics.ciede2000."""
+    from skimage.color import deltaE_ciede2000
+
+    return deltaE_ciede2000(truth_lab, lab, channel_axis=-1).mean(axis=(1, 2))
+
+
 def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int, *, render_sizes=RENDER_SIZES,
                      gains=GAINS, tau_factors=TAU_FACTORS, flat: Photo | None = None,
-                     median_sigma: float | None = None) -> tuple[list[dict], float]:
+                     median_sigma: float | None = None, de00: bool = False) -> tuple[list[dict], float]:
     """Mean figures of every (render size, gain, tau) candidate over the pictures in ``photos`` (each a batch of
     one photo, or of a clip's frames); and the median predicted error. With ``flat`` (:func:`flat_pictures`),
     each candidate's largest rainbow share on those frames too (``flat_rainbow``). ``median_sigma``: the scale of
-    tau (tau = factor x it) when another set of pictures set it already; else these pictures' median error."""
+    tau (tau = factor x it) when another set of pictures set it already; else these pictures' median error.
+    ``de00``: each candidate's mean CIEDE2000 less the gray image's too (``dde00``; issue 17 bounds it: a
+    restrained colour that is wrong still costs more than no colour, and PSNR does not see it as ΔE00 does)."""
     preds = {r: [predict(model, p, r, multiple) for p in photos] for r in render_sizes}
     flat_preds = {r: predict(model, flat, r, multiple) for r in render_sizes} if flat is not None else {}
     has_head = all(lv is not None for r in render_sizes for _, lv in preds[r])
@@ -173,22 +187,29 @@ def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int,
     if median_sigma is None:
         median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
     gray = [_psnr(color.merge_lab(p.l_norm, torch.zeros_like(p.ab)), p.rgb) for p in photos]
+    truth_lab = [_lab_array(p.rgb) for p in photos] if de00 else []
+    gray_de = (np.concatenate([_ciede2000(_lab_array(color.merge_lab(p.l_norm, torch.zeros_like(p.ab))), t)
+                               for p, t in zip(photos, truth_lab)]).mean() if de00 else 0.0)
     truth_cf = float(torch.cat([colorfulness_batch(p.rgb) for p in photos]).mean())
     rows = []
     for r in render_sizes:
         for factor in tau_factors if has_head else (0.0,):
             tau = factor * median_sigma
             for gain in gains:
-                d, cf, fc = [], [], []
-                for p, (ab, lv), g in zip(photos, preds[r], gray):
+                d, cf, fc, de = [], [], [], []
+                for i, (p, (ab, lv), g) in enumerate(zip(photos, preds[r], gray)):
                     out = calibrate(ab, lv, gain, tau)
                     rgb = color.merge_lab(p.l_norm, out)
                     d.append(_psnr(rgb, p.rgb) - g)
                     cf.append(colorfulness_batch(rgb))
                     fc += _false_colour(out, p.ab)
+                    if de00:
+                        de.append(_ciede2000(_lab_array(rgb), truth_lab[i]))
                 rows.append({"render_size": r, "chroma_gain": gain, "confidence_tau": tau, "tau_factor": factor,
                              "dpsnr": float(torch.cat(d).mean()), "colourfulness_ratio": float(torch.cat(cf).mean()) / truth_cf,
                              "false_colour": float(np.mean(fc)) if fc else 0.0})
+                if de00:
+                    rows[-1]["dde00"] = float(np.concatenate(de).mean() - gray_de)
                 if flat is not None:
                     out = calibrate(*flat_preds[r], gain, tau)
                     rows[-1]["flat_rainbow"] = _flat_rainbow(color.merge_lab(flat.l_norm, out))
@@ -205,16 +226,20 @@ def merge_sets(by_set: dict[str, list[dict]]) -> list[dict]:
         row = dict(rows[0])
         row.update(dpsnr=min(r["dpsnr"] for r in rows), false_colour=max(r["false_colour"] for r in rows),
                    colourfulness_ratio=float(np.mean([r["colourfulness_ratio"] for r in rows])),
-                   by_set={n: {k: r[k] for k in ("dpsnr", "colourfulness_ratio", "false_colour")}
+                   by_set={n: {k: r[k] for k in ("dpsnr", "colourfulness_ratio", "false_colour", "dde00") if k in r}
                            for n, r in zip(names, rows)})
+        if all("dde00" in r for r in rows):
+            row["dde00"] = max(r["dde00"] for r in rows)
         merged.append(row)
     return merged
 
 
-def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0) -> dict:
+def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0,
+           max_de00_loss: float | None = None) -> dict:
     """The most colourful candidate whose mean PSNR is at most ``max_psnr_loss`` dB below the gray image's,
-    whose false-colour rate is at most ``max_false_colour`` and whose rainbow share on the flat frames is at
-    most ``max_rainbow`` (issue 8's and 17's bounds: colour, but never worse than gray by more than that,
+    whose false-colour rate is at most ``max_false_colour``, whose rainbow share on the flat frames is at
+    most ``max_rainbow`` and (with ``max_de00_loss``) whose mean CIEDE2000 is at most that much above the gray
+    image's (issue 8's and 17's bounds: colour, but never worse than gray by more than that,
     and no rainbows where the picture gives nothing to go on); when none is, the best PSNR gain among those
     within the rainbow bound, then among all.
 
@@ -223,7 +248,8 @@ def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0
     is not colourization; the bound keeps the restraint, the colour is what is left to maximise.
     """
     calm = [r for r in rows if r.get("flat_rainbow", 0.0) <= max_rainbow] or rows
-    ok = [r for r in calm if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour]
+    ok = [r for r in calm if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour
+          and (max_de00_loss is None or r["dde00"] <= max_de00_loss)]
     if not ok:
         return max(calm, key=lambda r: (r["dpsnr"], -r["render_size"]))
     return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 3), r["dpsnr"], -r["render_size"]))
@@ -234,7 +260,9 @@ def _line(r: dict) -> str:
             f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
             f"  false colour {r['false_colour']:.1%}"
             + (f"  flat rainbow {r['flat_rainbow']:.1%}" if "flat_rainbow" in r else "")
-            + "".join(f"  [{name.split(' ')[0]}: {f['dpsnr']:+.2f} dB, x{f['colourfulness_ratio']:.2f}]"
+            + (f"  dE00 {r['dde00']:+.2f}" if "dde00" in r else "")
+            + "".join(f"  [{name.split(' ')[0]}: {f['dpsnr']:+.2f} dB, x{f['colourfulness_ratio']:.2f}"
+                      + (f", dE00 {f['dde00']:+.2f}" if "dde00" in f else "") + "]"
                       for name, f in r.get("by_set", {}).items()) + (f"  [{Path(r['model']).name}]" if "model" in r else ""))
 
 
@@ -273,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many dB below the gray image's PSNR a candidate may be (default 0.5; 0 = never below gray)")
     p.add_argument("--max-false-colour", type=float, default=0.03,
                    help="largest share of truly neutral pixels a candidate may paint clearly coloured (default 0.03)")
+    p.add_argument("--max-de00-loss", type=float, default=None,
+                   help="how much a candidate's mean CIEDE2000 may exceed the gray image's (0 = never above gray's, "
+                        "issue 17's bound); default: not scored (it costs a scikit-image pass per candidate)")
     p.add_argument("--max-rainbow", type=float, default=0.01,
                    help="largest rainbow share a candidate may paint on any synthetic flat frame (sky, wall, blur; "
                         "default 0.01, issue 17's rule); 1 = not checked")
@@ -335,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         models = [load_generator(g, device=args.device) for g in gen_paths]
     except ModelFileError as e:
         return fail(str(e))
-    if len({(c.arch, c.width, c.confidence, c.padding) for _, c in models}) > 1:
-        return fail("the models given must be snapshots of one architecture (arch, width, head, padding)")
+    if len({(c.arch, c.encoder, c.width, c.confidence, c.padding) for _, c in models}) > 1:
+        return fail("the models given must be snapshots of one architecture (arch, encoder, width, head, padding)")
     cfg = models[0][1]
     if args.average:
         if len(models) < 2:
@@ -376,20 +407,24 @@ def main(argv: list[str] | None = None) -> int:
             # score_candidates hands back the median_sigma it was given, or the first set's own
             by_set[name], median_sigma = score_candidates(model, pics, cfg.size_multiple,
                                                           render_sizes=tuple(args.render_sizes), gains=tuple(args.gains),
-                                                          flat=flat if i == 0 else None, median_sigma=median_sigma)
+                                                          flat=flat if i == 0 else None, median_sigma=median_sigma,
+                                                          de00=args.max_de00_loss is not None)
         model_rows = merge_sets(by_set) if len(by_set) > 1 else next(iter(by_set.values()))
         for r in model_rows:
             r.update(model=str(gen_path), median_sigma=median_sigma)
         rows += model_rows
-        best_by_model.append(choose(model_rows, args.max_psnr_loss, args.max_false_colour, args.max_rainbow))
+        best_by_model.append(choose(model_rows, args.max_psnr_loss, args.max_false_colour, args.max_rainbow,
+                                    args.max_de00_loss))
         if len(gen_paths) > 1:
             print(f"  {_line(best_by_model[-1])}")
-    best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour, args.max_rainbow)
+    best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour, args.max_rainbow, args.max_de00_loss)
     print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
         print("  " + _line(r))
     print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray, {args.max_false_colour:.0%} "
-          f"false colour and {args.max_rainbow:.0%} rainbow on flat frames):\n  {_line(best)}  <- chosen")
+          f"false colour, {args.max_rainbow:.0%} rainbow on flat frames"
+          + (f", CIEDE2000 within {args.max_de00_loss:g} of gray's" if args.max_de00_loss is not None else "")
+          + f"):\n  {_line(best)}  <- chosen")
     model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
     new_cfg = dataclasses.replace(chosen_cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
                                   render_size=best["render_size"])
@@ -397,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"source": best["model"], "scored_on": what,
               "pictures": sum(len(p.l_norm) for pics in sets.values() for p in pics),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
-              "max_rainbow": args.max_rainbow,
+              "max_rainbow": args.max_rainbow, "max_de00_loss": args.max_de00_loss,
               "chosen": best, "best_per_model": best_by_model, "candidates": rows}
     text = json.dumps(record, indent=2)
     atomic_write(args.out.with_suffix(".calibration.json"), lambda tmp: Path(tmp).write_text(text))
