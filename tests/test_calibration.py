@@ -402,3 +402,15 @@ def test_ciede2000_of_candidates_matches_the_evaluation_metric():
             - ciede2000(to8(color.merge_lab(photo.l_norm, torch.zeros_like(photo.ab))), truth8))
     assert abs(want) > 0.5  # the test model's colour is not gray's
     assert rows[1]["dde00"] == pytest.approx(want, abs=0.1)
+
+
+def test_choose_calls_colourfulness_within_a_hundredth_a_tie():
+    """Colour alike to the hundredth of the truth's is a tie, and the better PSNR wins it."""
+    from vs_colorgan.training.calibrate import choose
+
+    rows = [
+        {"render_size": 128, "dpsnr": 0.08, "colourfulness_ratio": 0.239, "false_colour": 0.0},
+        {"render_size": 128, "dpsnr": 0.69, "colourfulness_ratio": 0.237, "false_colour": 0.0},
+        {"render_size": 128, "dpsnr": 0.90, "colourfulness_ratio": 0.150, "false_colour": 0.0},
+    ]
+    assert choose(rows, 0.0) is rows[1]

@@ -256,7 +256,10 @@ def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0
           and (max_de00_loss is None or r["dde00"] <= max_de00_loss)]
     if not ok:
         return max(calm, key=lambda r: (r["dpsnr"], -r["render_size"]))
-    return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 3), r["dpsnr"], -r["render_size"]))
+    # colourfulness compared to the hundredth of the truth's: closer than that no one sees, while the PSNR that
+    # breaks the tie can differ by half a dB (snapshots 1600 and 2000 of the bundled run: 0.239 at +0.08 dB
+    # against 0.237 at +0.69 dB)
+    return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 2), r["dpsnr"], -r["render_size"]))
 
 
 def _line(r: dict) -> str:
