@@ -184,3 +184,20 @@ def test_adapt_trains_the_last_encoder_stages_by_name() -> None:
     encoder_trained = {n.split(".")[2] for n in names[4] if n.startswith("encoder._blocks.")}
     assert encoder_trained == {str(i) for i in range(1, 16)}
     assert not any(n.startswith(("encoder._conv_stem", "encoder._bn0", "encoder._blocks.0.")) for n in names[4])
+
+
+def test_adapt_gate_defaults_follow_the_base_encoder() -> None:
+    """The gate's thresholds are the base encoder's own unless given; one given bound meets the other's default,
+    and a pair that does not fit is refused before any training."""
+    from vs_colorgan.training.adapt import GATE_DEFAULTS, AdaptError, AdaptOptions, check_gate, check_options, gate_range
+
+    assert gate_range(AdaptOptions(), "resnet18") == GATE_DEFAULTS["resnet18"]
+    assert gate_range(AdaptOptions(), "efficientnet-lite0") == GATE_DEFAULTS["efficientnet-lite0"]
+    assert gate_range(AdaptOptions(gate_low=0.3), "efficientnet-lite0") == (0.3, GATE_DEFAULTS["efficientnet-lite0"][1])
+    check_gate(AdaptOptions(gate_low=0.3), "efficientnet-lite0")
+    with pytest.raises(AdaptError, match=r"--gate-low must be below --gate-high; with a resnet18 base"):
+        check_gate(AdaptOptions(gate_low=0.3), "resnet18")
+    with pytest.raises(AdaptError, match=r"-2 <= low < high <= 2"):
+        check_options(AdaptOptions(gate_low=0.5, gate_high=0.4))
+    with pytest.raises(AdaptError, match=r"-2 <= low < high <= 2"):
+        check_options(AdaptOptions(gate_high=3.0))

@@ -80,8 +80,9 @@ class AdaptOptions:
     # the gate: cosine similarity to the nearest key feature less that to the nearest featureless picture
     # (generic_features), where the adapted colour starts to count, and where it is used alone (measured:
     # benchmarks/adapt.py, docs/training.md)
-    gate_low: float = 0.0
-    gate_high: float = 0.05
+    # None: the base encoder's own pair (GATE_DEFAULTS); the two encoders' features spread differently
+    gate_low: float | None = None
+    gate_high: float | None = None
     seed: int = 0
     device: str = "auto"
     # torch.set_num_threads (0: torch's default, all cores); 1 because on a shared CPU 2 threads ran 3-6x slower
@@ -248,6 +249,7 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
         hint = "; adapt from the model it was adapted from, with all the keys" if cfg.arch == "unet-adapted" else ""
         raise AdaptError(f"--base must be a U-Net generator (arch \"unet\": it has the decoder that adapts), not "
                          f"\"{cfg.arch}\" ({base_path}){hint}")
+    check_gate(options, cfg.encoder)
     try:
         adapt_keys.check_clip(clip)
     except vs.Error as e:
@@ -404,10 +406,26 @@ def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, generic: to
     net.film.load_state_dict(film_state, strict=True)
     net.bank.copy_(bank)
     net.generic.copy_(generic)
-    net.gate_low.fill_(options.gate_low)
-    net.gate_high.fill_(options.gate_high)
+    low, high = gate_range(options, cfg.encoder)
+    net.gate_low.fill_(low)
+    net.gate_high.fill_(high)
     net.film_gain.fill_(cfg.chroma_gain if options.film_gain is None else options.film_gain)
     return net.eval(), config
+
+
+# The gate's (low, high) per base encoder, read off benchmarks/adapt.py's film (docs/training.md, "Adapting").
+# ResNet-18's deepest features come after a ReLU: every picture is fairly similar to every other (cosine 0.8-0.9),
+# so the contrast with featureless pictures is small and the step is narrow. EfficientNet-Lite0's come out of a
+# linear projection, signed: on that film the unpainted shots of painted set-ups lay at a contrast of 0.54-0.74
+# (medians; 0.18 at the lowest tenth), the unrelated shots at -0.10-0.14 (0.24 at the highest tenth).
+GATE_DEFAULTS: dict[str, tuple[float, float]] = {"resnet18": (0.0, 0.05), "efficientnet-lite0": (0.25, 0.45)}
+
+
+def gate_range(options: AdaptOptions, encoder: str) -> tuple[float, float]:
+    """The gate's (low, high) for a base with ``encoder``: the options' where given, else :data:`GATE_DEFAULTS`."""
+    low, high = GATE_DEFAULTS[encoder]
+    return (low if options.gate_low is None else options.gate_low,
+            high if options.gate_high is None else options.gate_high)
 
 
 def check_options(o: AdaptOptions) -> None:
@@ -432,9 +450,18 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--film-augment must be a probability from 0 to 1, not {o.film_augment!r}")
     if o.film_gain is not None and not 0.0 < o.film_gain <= 4.0:
         raise AdaptError(f"--film-gain must be above 0 and at most 4, not {o.film_gain!r}")
-    if not -2.0 <= o.gate_low < o.gate_high <= 2.0:
+    given = [v for v in (o.gate_low, o.gate_high) if v is not None]
+    if not all(-2.0 <= v <= 2.0 for v in given) or len(given) == 2 and not o.gate_low < o.gate_high:
         raise AdaptError(f"--gate-low and --gate-high must satisfy -2 <= low < high <= 2 (a difference of two "
                          f"cosine similarities), not {o.gate_low!r} and {o.gate_high!r}")
+
+
+def check_gate(o: AdaptOptions, encoder: str) -> None:
+    """Raise :class:`AdaptError` when one given gate bound does not fit the base encoder's default other one."""
+    low, high = gate_range(o, encoder)
+    if not low < high:
+        raise AdaptError(f"--gate-low must be below --gate-high; with a {encoder} base (its defaults "
+                         f"{GATE_DEFAULTS[encoder]}) they are {low!r} and {high!r}")
     lo, hi = o.scale_range
     if not 0.25 <= lo <= hi <= 4.0:
         raise AdaptError(f"the scale range must satisfy 0.25 <= low <= high <= 4, not {o.scale_range!r}")
@@ -485,9 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="chroma gain of the adapted colour (default: the base model's calibrated gain)")
     ap.add_argument("--gate-low", type=float, default=d.gate_low,
                     help="similarity to the keys less that to featureless pictures, below which the base model's "
-                         "colour is kept (default %(default)s)")
+                         "colour is kept (default per base encoder: " + ", ".join(
+                             f"{k} {v[0]}" for k, v in GATE_DEFAULTS.items()) + ")")
     ap.add_argument("--gate-high", type=float, default=d.gate_high,
-                    help="... and above which the adapted colour is used alone (default %(default)s)")
+                    help="... and above which the adapted colour is used alone (default per base encoder: " + ", ".join(
+                        f"{k} {v[1]}" for k, v in GATE_DEFAULTS.items()) + ")")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads,
