@@ -71,19 +71,25 @@ def test_filter_defaults_are_colour_options_defaults():
         assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY
 
 
-def test_the_filter_on_onnx_runtime_does_not_import_torchvision():
-    """torchvision costs ~1.5 s of every vspipe start (it imports torch._dynamo); only building a network
-    needs it, which the ONNX Runtime path never does. The torch backend does import it."""
+def test_the_filter_on_onnx_runtime_does_not_import_torchvision(tmp_path):
+    """torchvision costs ~1.5 s of every vspipe start (it imports torch._dynamo); only building a ResNet-18 network
+    needs it (its BasicBlock), which the ONNX Runtime path never does. The torch backend with a ResNet-18 model
+    does import it; the bundled EfficientNet-Lite0 model does not need it on either backend."""
+    from conftest import save_tiny_model
+
+    resnet = save_tiny_model(tmp_path)  # a ResNet-18 U-Net with its .onnx beside it
     script = ("import sys, vapoursynth as vs, vs_colorgan\n"
               "clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=2)\n"
-              "vs_colorgan.colorize(clip, backend=sys.argv[1]).get_frame(1)\n"
+              "model = sys.argv[2] or None\n"
+              "vs_colorgan.colorize(clip, backend=sys.argv[1], model=model).get_frame(1)\n"
               "print('torchvision' in sys.modules)\n")
-    seen = {b: subprocess.run([sys.executable, "-c", script, b], capture_output=True, text=True, timeout=300)
-            for b in ("ort", "torch")}
-    for backend, proc in seen.items():
-        assert proc.returncode == 0, f"{backend}: {proc.stderr[-2000:]}"
-    assert seen["ort"].stdout.split() == ["False"]
-    assert seen["torch"].stdout.split() == ["True"]
+    cases = {("ort", ""): "False", ("torch", ""): "False", ("ort", str(resnet.with_suffix(".onnx"))): "False",
+             ("torch", str(resnet)): "True"}
+    for (backend, model), want in cases.items():
+        proc = subprocess.run([sys.executable, "-c", script, backend, model], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, f"{backend} {model}: {proc.stderr[-2000:]}"
+        assert proc.stdout.split() == [want], (backend, model)
 
 
 def _package_modules() -> dict[str, Path]:
