@@ -186,18 +186,22 @@ def test_adapt_trains_the_last_encoder_stages_by_name() -> None:
     assert not any(n.startswith(("encoder._conv_stem", "encoder._bn0", "encoder._blocks.0.")) for n in names[4])
 
 
-def test_adapt_gate_defaults_follow_the_base_encoder() -> None:
-    """The gate's thresholds are the base encoder's own unless given; one given bound meets the other's default,
-    and a pair that does not fit is refused before any training."""
-    from vs_colorgan.training.adapt import GATE_DEFAULTS, AdaptError, AdaptOptions, check_gate, check_options, gate_range
+def test_adapt_defaults_follow_the_base_encoder() -> None:
+    """The gate's thresholds and the L2-SP pull are the base encoder's own unless given; one given gate bound meets
+    the other's default, and a pair that does not fit is refused before any training."""
+    from vs_colorgan.training.adapt import ENCODER_DEFAULTS, AdaptError, AdaptOptions, check_options, for_encoder
 
-    assert gate_range(AdaptOptions(), "resnet18") == GATE_DEFAULTS["resnet18"]
-    assert gate_range(AdaptOptions(), "efficientnet-lite0") == GATE_DEFAULTS["efficientnet-lite0"]
-    assert gate_range(AdaptOptions(gate_low=0.3), "efficientnet-lite0") == (0.3, GATE_DEFAULTS["efficientnet-lite0"][1])
-    check_gate(AdaptOptions(gate_low=0.3), "efficientnet-lite0")
+    for encoder, defaults in ENCODER_DEFAULTS.items():
+        o = for_encoder(AdaptOptions(), encoder)
+        assert (o.gate_low, o.gate_high, o.l2sp) == (defaults["gate_low"], defaults["gate_high"], defaults["l2sp"])
+    assert ENCODER_DEFAULTS["resnet18"] != ENCODER_DEFAULTS["efficientnet-lite0"]
+    o = for_encoder(AdaptOptions(gate_low=0.3, l2sp=0.5), "efficientnet-lite0")
+    assert (o.gate_low, o.gate_high, o.l2sp) == (0.3, ENCODER_DEFAULTS["efficientnet-lite0"]["gate_high"], 0.5)
     with pytest.raises(AdaptError, match=r"--gate-low must be below --gate-high; with a resnet18 base"):
-        check_gate(AdaptOptions(gate_low=0.3), "resnet18")
+        for_encoder(AdaptOptions(gate_low=0.3), "resnet18")
     with pytest.raises(AdaptError, match=r"-2 <= low < high <= 2"):
         check_options(AdaptOptions(gate_low=0.5, gate_high=0.4))
     with pytest.raises(AdaptError, match=r"-2 <= low < high <= 2"):
         check_options(AdaptOptions(gate_high=3.0))
+    with pytest.raises(AdaptError, match=r"--l2sp must be a number >= 0"):
+        check_options(AdaptOptions(l2sp=-1.0))

@@ -66,7 +66,9 @@ class AdaptOptions:
     batch_size: int = 8
     crop: int = 128  # crop side on the render grid (the base was trained on 128-px crops)
     lr: float = 3e-4  # Adam (Kingma & Ba 2015)
-    l2sp: float = 0.01  # alpha of L2-SP (Li et al. 2018), on the sum of squared weight changes
+    # alpha of L2-SP (Li et al. 2018), on the sum of squared weight changes; None: the base encoder's own
+    # (ENCODER_DEFAULTS)
+    l2sp: float | None = None
     encoder_stages: int = 0  # also train the last N stages of the encoder (0: decoder only)
     scale_range: tuple[float, float] = (0.8, 1.25)  # crop scale relative to the render size (scale jitter)
     # probability of each film degradation of the input luma (training/augment.py): 0 because the keys come from
@@ -80,7 +82,7 @@ class AdaptOptions:
     # the gate: cosine similarity to the nearest key feature less that to the nearest featureless picture
     # (generic_features), where the adapted colour starts to count, and where it is used alone (measured:
     # benchmarks/adapt.py, docs/training.md)
-    # None: the base encoder's own pair (GATE_DEFAULTS); the two encoders' features spread differently
+    # None: the base encoder's own pair (ENCODER_DEFAULTS); the two encoders' features spread differently
     gate_low: float | None = None
     gate_high: float | None = None
     seed: int = 0
@@ -249,7 +251,7 @@ def adapt(clip, references, *, base: str | Path | None = None, options: AdaptOpt
         hint = "; adapt from the model it was adapted from, with all the keys" if cfg.arch == "unet-adapted" else ""
         raise AdaptError(f"--base must be a U-Net generator (arch \"unet\": it has the decoder that adapts), not "
                          f"\"{cfg.arch}\" ({base_path}){hint}")
-    check_gate(options, cfg.encoder)
+    options = for_encoder(options, cfg.encoder)
     try:
         adapt_keys.check_clip(clip)
     except vs.Error as e:
@@ -406,26 +408,36 @@ def gated(base: nn.Module, film: nn.Module, cfg, bank: torch.Tensor, generic: to
     net.film.load_state_dict(film_state, strict=True)
     net.bank.copy_(bank)
     net.generic.copy_(generic)
-    low, high = gate_range(options, cfg.encoder)
-    net.gate_low.fill_(low)
-    net.gate_high.fill_(high)
+    net.gate_low.fill_(options.gate_low)
+    net.gate_high.fill_(options.gate_high)
     net.film_gain.fill_(cfg.chroma_gain if options.film_gain is None else options.film_gain)
     return net.eval(), config
 
 
-# The gate's (low, high) per base encoder, read off benchmarks/adapt.py's film (docs/training.md, "Adapting").
-# ResNet-18's deepest features come after a ReLU: every picture is fairly similar to every other (cosine 0.8-0.9),
-# so the contrast with featureless pictures is small and the step is narrow. EfficientNet-Lite0's come out of a
-# linear projection, signed: on that film the unpainted shots of painted set-ups lay at a contrast of 0.54-0.74
-# (medians; 0.18 at the lowest tenth), the unrelated shots at -0.10-0.14 (0.24 at the highest tenth).
-GATE_DEFAULTS: dict[str, tuple[float, float]] = {"resnet18": (0.0, 0.05), "efficientnet-lite0": (0.25, 0.45)}
+# The options left None in AdaptOptions, per base encoder, read off benchmarks/adapt.py's film (docs/training.md,
+# "Adapting"). The gate: ResNet-18's deepest features come after a ReLU, every picture is fairly similar to every
+# other (cosine 0.8-0.9), so the contrast with featureless pictures is small and the step narrow; EfficientNet-
+# Lite0's come out of a linear projection, signed: on that film the unpainted shots of painted set-ups lay at a
+# contrast of 0.54-0.74 (medians; 0.18 at the lowest tenth), the unrelated shots at -0.10-0.14 (0.24 at the
+# highest tenth). L2-SP: with the ResNet base the pull kept unrelated shots from the film's colours before the
+# gate did; with the Lite0 base and its gate, no pull gained on every related shot (tree's unpainted +1.90 ->
+# +3.58 dB) and moved no unrelated one by more than 0.05 dB.
+ENCODER_DEFAULTS: dict[str, dict[str, float]] = {
+    "resnet18": {"gate_low": 0.0, "gate_high": 0.05, "l2sp": 0.01},
+    "efficientnet-lite0": {"gate_low": 0.25, "gate_high": 0.45, "l2sp": 0.0},
+}
 
 
-def gate_range(options: AdaptOptions, encoder: str) -> tuple[float, float]:
-    """The gate's (low, high) for a base with ``encoder``: the options' where given, else :data:`GATE_DEFAULTS`."""
-    low, high = GATE_DEFAULTS[encoder]
-    return (low if options.gate_low is None else options.gate_low,
-            high if options.gate_high is None else options.gate_high)
+def for_encoder(options: AdaptOptions, encoder: str) -> AdaptOptions:
+    """``options`` with every field left None set to the base encoder's default (:data:`ENCODER_DEFAULTS`); raises
+    :class:`AdaptError` when a given gate bound does not fit the other one's default."""
+    defaults = ENCODER_DEFAULTS[encoder]
+    o = dataclasses.replace(options, **{k: v for k, v in defaults.items() if getattr(options, k) is None})
+    if not o.gate_low < o.gate_high:
+        raise AdaptError(f"--gate-low must be below --gate-high; with a {encoder} base (its defaults "
+                         f"{defaults['gate_low']} and {defaults['gate_high']}) they are {o.gate_low!r} and "
+                         f"{o.gate_high!r}")
+    return o
 
 
 def check_options(o: AdaptOptions) -> None:
@@ -438,7 +450,7 @@ def check_options(o: AdaptOptions) -> None:
         raise AdaptError(f"--crop must be an integer of at least {MIN_SIDE * 32}, not {o.crop!r}")
     if not (o.lr > 0 and math.isfinite(o.lr)):
         raise AdaptError(f"--lr must be a positive number, not {o.lr!r}")
-    if not (o.l2sp >= 0 and math.isfinite(o.l2sp)):
+    if o.l2sp is not None and not (o.l2sp >= 0 and math.isfinite(o.l2sp)):
         raise AdaptError(f"--l2sp must be a number >= 0, not {o.l2sp!r}")
     if o.encoder_stages not in (0, 1, 2, 3, 4):
         raise AdaptError(f"--encoder-stages must be 0 to 4, not {o.encoder_stages!r}")
@@ -456,17 +468,6 @@ def check_options(o: AdaptOptions) -> None:
                          f"cosine similarities), not {o.gate_low!r} and {o.gate_high!r}")
 
 
-def check_gate(o: AdaptOptions, encoder: str) -> None:
-    """Raise :class:`AdaptError` when one given gate bound does not fit the base encoder's default other one."""
-    low, high = gate_range(o, encoder)
-    if not low < high:
-        raise AdaptError(f"--gate-low must be below --gate-high; with a {encoder} base (its defaults "
-                         f"{GATE_DEFAULTS[encoder]}) they are {low!r} and {high!r}")
-    lo, hi = o.scale_range
-    if not 0.25 <= lo <= hi <= 4.0:
-        raise AdaptError(f"the scale range must satisfy 0.25 <= low <= high <= 4, not {o.scale_range!r}")
-
-
 def adaptation_metadata(result: AdaptResult, *, base: Path, video: str, options: AdaptOptions) -> dict[str, str]:
     """The ``vs_colorgan_adapt`` header entry: base model and its sha256, keyframes learnt from, the run."""
     from vs_colorgan.backends import sha256_file
@@ -474,7 +475,9 @@ def adaptation_metadata(result: AdaptResult, *, base: Path, video: str, options:
     record = {"base": base.name, "base_sha256": sha256_file(base), "video": video,
               "keyframes": result.keyframes, "palettes_skipped": result.palettes, "steps_run": result.steps_run,
               "best_step": result.best_step, "val_base": result.val_base, "val_best": result.val_best,
-              "seconds": round(result.seconds, 1), "options": asdict(options)}
+              "seconds": round(result.seconds, 1),
+              # as run: the fields left to the base encoder's defaults filled in
+              "options": asdict(for_encoder(options, result.config.encoder))}
     return {ADAPT_METADATA_KEY: json.dumps(record, sort_keys=True, default=str)}
 
 
@@ -501,7 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--l2sp", type=float, default=d.l2sp, help=f"pull toward the base weights (default {d.l2sp})")
+    ap.add_argument("--l2sp", type=float, default=d.l2sp,
+                    help="pull toward the base weights (default per base encoder: " + ", ".join(
+                        f"{k} {v['l2sp']}" for k, v in ENCODER_DEFAULTS.items()) + ")")
     ap.add_argument("--encoder-stages", type=int, default=d.encoder_stages,
                     help="also train the last N encoder stages (default 0: decoder only)")
     ap.add_argument("--fill-weight", type=float, default=d.fill_weight,
@@ -513,10 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gate-low", type=float, default=d.gate_low,
                     help="similarity to the keys less that to featureless pictures, below which the base model's "
                          "colour is kept (default per base encoder: " + ", ".join(
-                             f"{k} {v[0]}" for k, v in GATE_DEFAULTS.items()) + ")")
+                             f"{k} {v['gate_low']}" for k, v in ENCODER_DEFAULTS.items()) + ")")
     ap.add_argument("--gate-high", type=float, default=d.gate_high,
                     help="... and above which the adapted colour is used alone (default per base encoder: " + ", ".join(
-                        f"{k} {v[1]}" for k, v in GATE_DEFAULTS.items()) + ")")
+                        f"{k} {v['gate_high']}" for k, v in ENCODER_DEFAULTS.items()) + ")")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads,
