@@ -60,6 +60,11 @@ def test_reflect_padding_keeps_a_flat_input_flat() -> None:
         assert (ab - ab[..., :1, :1]).abs().max() < 1e-5
         ab_zeros = set_padding(net, "zeros")(flat)
     assert (ab_zeros - ab_zeros[..., :1, :1]).abs().max() > 1e-4
+    # the smallest render size (64): the 1/32 maps are 2 wide, too narrow to reflect a 5x5 kernel's border
+    set_padding(net, "reflect")
+    with torch.no_grad():
+        small = net(torch.full((1, 1, 64, 96), 0.2))
+    assert small.shape == (1, 2, 64, 96) and (small - small[..., :1, :1]).abs().max() < 1e-5
 
 
 def test_gray_fold_of_the_rgb_weights_is_exact() -> None:
