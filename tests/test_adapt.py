@@ -336,3 +336,12 @@ def test_a_partly_painted_key_teaches_only_its_painted_pixels(setup, tmp_path):
     assert float(a.mean()) > 0.05  # warm strokes: positive a* under them
     (filled,), _ = adapt_keys.load_keys(clip, refs, colorizer, short_side=64, fill_weight=0.5)
     assert float(filled.weight[0][:, cut + 2:].min()) == pytest.approx(0.5)
+
+
+def test_a_scale_range_out_of_order_or_bounds_is_refused():
+    from vs_colorgan.training.adapt import AdaptError, AdaptOptions, check_options
+
+    for bad in ((1.5, 1.0), (0.1, 1.0), (1.0, 5.0)):
+        with pytest.raises(AdaptError, match=r"the scale range must satisfy 0.25 <= low <= high <= 4"):
+            check_options(AdaptOptions(scale_range=bad))
+    check_options(AdaptOptions(scale_range=(0.8, 1.25)))

@@ -466,6 +466,9 @@ def check_options(o: AdaptOptions) -> None:
     if not all(-2.0 <= v <= 2.0 for v in given) or len(given) == 2 and not o.gate_low < o.gate_high:
         raise AdaptError(f"--gate-low and --gate-high must satisfy -2 <= low < high <= 2 (a difference of two "
                          f"cosine similarities), not {o.gate_low!r} and {o.gate_high!r}")
+    lo, hi = o.scale_range
+    if not 0.25 <= lo <= hi <= 4.0:
+        raise AdaptError(f"the scale range must satisfy 0.25 <= low <= high <= 4, not {o.scale_range!r}")
 
 
 def adaptation_metadata(result: AdaptResult, *, base: Path, video: str, options: AdaptOptions) -> dict[str, str]:
