@@ -163,8 +163,8 @@ def _false_colour(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> list[float]:
 
 def _lab_array(rgb: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) sRGB in [0, 1] -> (N, H/2, W/2, 3) float32 CIE Lab of every other pixel each way, the form
-    scikit-image's CIEDE2000 takes. The 2x2-strided grid's mean is the picture's mean to a few hundredths; all
-    pixels in float64 made a calibration of four snapshots take 40 minutes on two cores instead of 10."""
+    scikit-image's CIEDE2000 takes: a quarter of the pixels, whose mean was the whole picture's to 0.01 on a test
+    photo (6.284 against 6.276) at a fifth of the time per candidate."""
     return color.rgb_to_lab(rgb[..., ::2, ::2].clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -190,10 +190,11 @@ def score_candidates(model: torch.nn.Module, photos: list[Photo], multiple: int,
     sigmas = torch.cat([lv.flatten() for _, lv in preds[render_sizes[0]]]).mul(0.5).exp() if has_head else None
     if median_sigma is None:
         median_sigma = float(sigmas.median()) if sigmas is not None else 0.0
-    gray = [_psnr(color.merge_lab(p.l_norm, torch.zeros_like(p.ab)), p.rgb) for p in photos]
+    gray_rgb = [color.merge_lab(p.l_norm, torch.zeros_like(p.ab)) for p in photos]
+    gray = [_psnr(g, p.rgb) for g, p in zip(gray_rgb, photos)]
     truth_lab = [_lab_array(p.rgb) for p in photos] if de00 else []
-    gray_de = (np.concatenate([_ciede2000(_lab_array(color.merge_lab(p.l_norm, torch.zeros_like(p.ab))), t)
-                               for p, t in zip(photos, truth_lab)]).mean() if de00 else 0.0)
+    gray_de = (np.concatenate([_ciede2000(_lab_array(g), t) for g, t in zip(gray_rgb, truth_lab)]).mean()
+               if de00 else 0.0)
     truth_cf = float(torch.cat([colorfulness_batch(p.rgb) for p in photos]).mean())
     rows = []
     for r in render_sizes:
