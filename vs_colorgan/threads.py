@@ -84,6 +84,23 @@ def inference_threads() -> Iterator[None]:
         omp.omp_set_num_threads(before)
 
 
+@contextmanager
+def openmp_threads(threads: int) -> Iterator[None]:
+    """Run torch's CPU operations of the block on ``threads`` OpenMP threads of the calling thread (restored after).
+    Where torch's OpenMP runtime cannot be found nothing changes."""
+    omp = _openmp()
+    if omp is None:
+        yield
+        return
+    torch.get_num_threads()  # as in glue_threads: torch's own first-call setting must not come after ours
+    before = omp.omp_get_max_threads()
+    omp.omp_set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        omp.omp_set_num_threads(before)
+
+
 def single_threaded(fn: F) -> F:
     """Decorator form of :func:`glue_threads`."""
     @functools.wraps(fn)
