@@ -76,6 +76,11 @@ def test_options_errors_name_the_option(tmp_path):
         resolve("pix2pix", {})
     with pytest.raises(ValueError, match='"data"'):
         resolve("unet", {"out": "y"})
+    for name, value, accepted in (("colourful_above", -1.0, "a colourfulness >= 0"),
+                                  ("colourful_above", float("nan"), "a colourfulness >= 0"),
+                                  ("colourful_weight", 1.5, r"in \[0, 1\]")):
+        with pytest.raises(ValueError, match=f'"{name}" must be {accepted}'):
+            resolve("unet", {"data": ("x",), "out": "y", name: value})
 
 
 def test_lr_is_a_pure_function_of_step():

@@ -117,3 +117,44 @@ def test_gathered_folder_trains_on_images_and_frames_only(tree, tmp_path):
     (g / "manifest.json").unlink()
     items, _ = scan([str(g)], show_progress=False)
     assert sorted(rel for rel, _ in items) == ["frames/clip/clip_00000.jpg", "images/src/a.jpg", "pkgs/usr/wallpaper.png"]
+
+
+def test_colourful_pictures_are_drawn_by_their_weight(tmp_path: Path) -> None:
+    """colourful_above / colourful_weight: the scan measures each picture's colourfulness, and the step sampler
+    draws the pictures above the threshold at the given fraction of the others' rate (0: never)."""
+    from PIL import Image
+
+    from vs_colorgan.evaluate.metrics import colorfulness
+    from vs_colorgan.training.train import StepSampler
+
+    root = tmp_path / "data"
+    root.mkdir()
+    vivid, muted = [], []
+    for i in range(6):
+        rgb = _colour(64, 64, i)
+        if i % 2:  # every other picture: the same picture faded toward its gray (a film-like colourfulness)
+            gray = rgb.mean(axis=-1, keepdims=True)
+            rgb = (gray + (rgb - gray) * 0.15).round().astype(np.uint8)
+        Image.fromarray(rgb).save(root / f"{i}.png")
+        (muted if i % 2 else vivid).append(f"{i}.png")
+    items = dict(scan([str(root)], show_progress=False)[0])
+    threshold = 0.5 * (max(items[n].colourfulness for n in muted) + min(items[n].colourfulness for n in vivid))
+    assert max(items[n].colourfulness for n in muted) < threshold < min(items[n].colourfulness for n in vivid)
+    assert items["0.png"].colourfulness == pytest.approx(colorfulness(_colour(64, 64, 0)), rel=0.05)
+
+    for weight in (0.25, 0.0):
+        train, _ = build_datasets([str(root)], image_size=32, val_fraction=0.0, show_progress=False,
+                                  colourful_above=threshold, colourful_weight=weight)
+        assert len(train) == 6
+        drawn = StepSampler(train, rank=0, world=1, seed=0, start=0)
+        picks = [Path(train.items[i].path).name for _, i in zip(range(6000), iter(drawn))]
+        share = sum(p in vivid for p in picks) / len(picks)
+        assert share == pytest.approx(3 * weight / (3 * weight + 3), abs=0.03), (weight, share)
+        # the order is a pure function of the position: a resumed sampler continues the same stream
+        full = [i for _, i in zip(range(4050), iter(StepSampler(train, rank=0, world=1, seed=0, start=0)))]
+        resumed = [i for _, i in zip(range(50), iter(StepSampler(train, rank=0, world=1, seed=0, start=4000)))]
+        assert resumed == full[4000:]
+
+    with pytest.raises(ValueError, match="nothing left to train on"):
+        build_datasets([str(root)], image_size=32, val_fraction=0.0, show_progress=False, colourful_above=0.1,
+                       colourful_weight=0.0)

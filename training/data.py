@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vs_colorgan.color import split_lab
+from vs_colorgan.evaluate.metrics import colorfulness
 from vs_colorgan.media import IMAGE_EXTS, VIDEO_EXTS, read_rgb, read_video_frame, video_frame_count
 
 # An image counts as near-gray (nothing to learn colour from) when fewer than NEAR_GRAY_FRACTION of its
@@ -40,6 +41,7 @@ NEAR_GRAY_FRACTION = 0.05
 class Item:
     path: str
     frame: int = -1  # -1: a still image; otherwise the frame index in a video
+    colourfulness: float = 0.0  # of the scan's probe (a video's: its middle sampled frame), for colourful_weight
 
 
 def chroma_fraction(rgb: np.ndarray, threshold: float = NEAR_GRAY_CHROMA) -> float:
@@ -128,7 +130,7 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
             elif is_near_gray(rgb):
                 skipped["grayscale"] += 1
             else:
-                items.append((rel, Item(full)))
+                items.append((rel, Item(full, colourfulness=colorfulness(rgb))))
         elif ext in VIDEO_EXTS:
             idx = video_frame_indices(full, frames_per_video)
             if not idx:
@@ -140,7 +142,8 @@ def scan(roots: list[str] | tuple[str, ...], *, frames_per_video: int = 64, show
             elif is_near_gray(probe):
                 skipped["grayscale"] += 1
             else:
-                items.extend((rel, Item(full, i)) for i in idx)
+                m = colorfulness(probe)
+                items.extend((rel, Item(full, i, m)) for i in idx)
         else:
             skipped["not an image or video"] += 1
     return items, skipped
@@ -158,6 +161,21 @@ class ColorDataset(Dataset):
         self.film_augment = film_augment  # probability of each film degradation of L (training only)
         self.skipped: Counter = skipped if skipped is not None else Counter()
         self.load_failures = 0  # files that became unreadable after the scan (replaced by another item)
+        # relative draw weight of each item (training.train.StepSampler samples by it), None = all alike
+        self.weights: torch.Tensor | None = None
+
+    def weigh_colourful(self, above: float, weight: float) -> int:
+        """Draw items whose colourfulness exceeds ``above`` ``weight`` times as often as the others; returns how many
+        there are. ``above`` 0 leaves every item alike. Raises ``ValueError`` if that leaves nothing to draw."""
+        if above <= 0:
+            self.weights = None
+            return 0
+        colourful = torch.tensor([it.colourfulness > above for it in self.items], dtype=torch.bool)
+        if weight == 0 and bool(colourful.all()):
+            raise ValueError(f"training.data: every training picture is more colourful than colourful_above={above}"
+                             " and colourful_weight is 0: nothing left to train on")
+        self.weights = torch.where(colourful, float(weight), 1.0).double()
+        return int(colourful.sum())
 
     def __len__(self) -> int:
         return len(self.items)
@@ -207,8 +225,12 @@ class ColorDataset(Dataset):
 def build_datasets(
     roots: list[str] | tuple[str, ...], *, image_size: int, val_fraction: float, frames_per_video: int = 64,
     show_progress: bool = True, scale_max: float = 1.25, film_augment: float = 0.0, exclude: tuple[str, ...] = (),
+    colourful_above: float = 0.0, colourful_weight: float = 1.0,
 ) -> tuple[ColorDataset, ColorDataset]:
-    """Scan ``roots`` and split into (train, validation) datasets. Raises ``ValueError`` if nothing is usable."""
+    """Scan ``roots`` and split into (train, validation) datasets. Raises ``ValueError`` if nothing is usable.
+
+    ``colourful_above`` / ``colourful_weight``: :meth:`ColorDataset.weigh_colourful` of the training set (the
+    validation set keeps every picture: its figures stay comparable between runs)."""
     items, skipped = scan(roots, frames_per_video=frames_per_video, show_progress=show_progress, exclude=exclude)
     if not items:
         raise ValueError(f"training.data: no usable colour image or video under {list(roots)} (skipped: {dict(skipped)})")
@@ -218,8 +240,9 @@ def build_datasets(
         train, val = val[:1], val[1:]
     if not val and val_fraction > 0 and len(train) > 1:
         val = [train.pop()]  # always have something to validate and show in the before/after grid
-    return (
-        ColorDataset(train, image_size=image_size, train=True, skipped=skipped, scale_max=scale_max,
-                     film_augment=film_augment),
-        ColorDataset(val, image_size=image_size, train=False, skipped=skipped),
-    )
+    train_set = ColorDataset(train, image_size=image_size, train=True, skipped=skipped, scale_max=scale_max,
+                             film_augment=film_augment)
+    n = train_set.weigh_colourful(colourful_above, colourful_weight)
+    if n:
+        skipped[f"drawn x{colourful_weight:g} (colourfulness > {colourful_above:g})"] += n
+    return train_set, ColorDataset(val, image_size=image_size, train=False, skipped=skipped)

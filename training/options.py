@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +60,11 @@ class TrainOptions:
     # crop shows objects at the scales the filter renders frames at (whole frames, short side 128-256).
     scale_max: float = 1.25
     film_augment: float = 0.0  # probability of each black-and-white-film degradation of the input L (augment.py)
+    # Issue 17: photographs are far more colourful than film frames. A training picture whose colourfulness
+    # (Hasler & Suesstrunk 2003, of the scan's 128-pixel probe, evaluate.metrics.colorfulness) exceeds
+    # colourful_above is drawn colourful_weight times as often as the others (0: never); colourful_above 0 = off
+    colourful_above: float = 0.0
+    colourful_weight: float = 1.0
 
     # schedule (a "step" is one batch: one optimiser step of whichever networks train at it)
     steps: int = 20000
@@ -224,6 +230,10 @@ def validate(opts: TrainOptions) -> None:
         bad("scale_max", "in [1, 8]")
     if not 0.0 <= opts.film_augment <= 1.0:
         bad("film_augment", "a probability in [0, 1]")
+    if not (math.isfinite(opts.colourful_above) and opts.colourful_above >= 0.0):
+        bad("colourful_above", "a colourfulness >= 0 (0 = every picture drawn alike)")
+    if not 0.0 <= opts.colourful_weight <= 1.0:
+        bad("colourful_weight", "in [0, 1]")
     if opts.loss not in ("bce", "wgan-gp"):
         bad("loss", "'bce' or 'wgan-gp'")
     if opts.d_norm not in ("batch", "none"):

@@ -75,7 +75,8 @@ class StepSampler(DistributedSampler):
 
     Each epoch is ``DistributedSampler``'s shuffle for that epoch (seeded by seed + epoch, padded to
     a multiple of the world size), so the order is a pure function of the step: resuming at step s
-    continues exactly where the interrupted run would have been.
+    continues exactly where the interrupted run would have been. Where the dataset weighs its items
+    (``ColorDataset.weights``), an epoch is as many draws with replacement by those weights, seeded the same way.
     """
 
     def __init__(self, dataset: ColorDataset, *, rank: int, world: int, seed: int, start: int) -> None:
@@ -87,9 +88,16 @@ class StepSampler(DistributedSampler):
         epoch, offset = divmod(self.start, per_epoch)
         while True:
             self.set_epoch(epoch)
-            indices = list(super().__iter__())
-            yield from indices[offset:]
+            yield from self._epoch()[offset:]
             epoch, offset = epoch + 1, 0
+
+    def _epoch(self) -> list[int]:
+        weights = getattr(self.dataset, "weights", None)
+        if weights is None:
+            return list(super().__iter__())
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.multinomial(weights, self.total_size, replacement=True, generator=g).tolist()
+        return order[self.rank : self.total_size : self.num_replicas]
 
     def __len__(self) -> int:  # endless
         return sys.maxsize
@@ -253,7 +261,8 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
     train_set, val_set = build_datasets(opts.data, image_size=opts.image_size, val_fraction=opts.val_fraction,
                                         frames_per_video=opts.frames_per_video, show_progress=rank == 0,
                                         scale_max=opts.scale_max, film_augment=opts.film_augment,
-                                        exclude=opts.exclude)
+                                        exclude=opts.exclude, colourful_above=opts.colourful_above,
+                                        colourful_weight=opts.colourful_weight)
     setup = build_setup(opts, device)
     step, best = 0, {"best_val_l1": None, "best_step": None}
     if resume:
