@@ -81,3 +81,25 @@ def test_torch_runner_infers_on_one_core_fewer_than_the_process_has(tmp_path: Pa
     runner.infer(torch.zeros(1, 1, 32, 32))
     assert seen == [max(1, len(os.sched_getaffinity(0)) - 1)]
     assert torch.get_num_threads() == before
+
+
+def test_a_network_fx_cannot_trace_is_run_unfolded() -> None:
+    """Control flow on a tensor's value defeats symbolic tracing: the runner keeps the network as it is."""
+    from vs_colorgan.backends import fold_batch_norms
+
+    class Branchy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.bn(self.conv(x))
+            return y if y.mean() > 0 else -y
+
+    net = _with_batch_norm_statistics(Branchy(), seed=3)
+    x = torch.rand(1, 1, 8, 8)
+    folded = fold_batch_norms(net)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.equal(folded(x), net(x))
