@@ -334,11 +334,7 @@ class TorchRunner:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.eval().requires_grad_(False)
-        # On the CPU one core fewer than the process may use, as OrtRunner and for its reason: inference overlaps
-        # VapourSynth's and the glue's work on other frames (the look-ahead, other frame requests), and with
-        # every core in its OpenMP team it waited for the ones those held. Measured on 2 cores (benchmarks/models.py,
-        # 480p, alternating rounds): the EfficientNet-Lite0 U-Net 38.9 fps with 2 threads, 53.1 with 1.
-        self.cpu_threads = max(1, _usable_cores() - 1)
+        self.cpu_threads = _cpu_inference_threads()  # the OpenMP team of a CPU inference
         self._slots = _Slots(settings.num_streams, lambda i: torch.cuda.Stream(self.device) if cuda else None)
 
     @torch.inference_mode()
@@ -379,12 +375,22 @@ def _trt_cache_dir(path: Path, settings: BackendSettings) -> Path:
     return root
 
 
-def _usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS says, else all of them)."""
+def _cpu_inference_threads() -> int:
+    """Threads of one CPU inference, either backend: one core fewer than the process may run on (its CPU affinity
+    where the OS says, else all cores), at least one.
+
+    In a render the look-ahead runs frame n + 1's inference while the callback does frame n's glue and VapourSynth
+    decodes and resizes (or other frames are requested), so a pool over every core waited for the core those held.
+    Measured on 2 cores, colorize at 480p, alternating rounds: ORT 20.2 fps with 1 thread, 18.5 with 2, 16.8 with
+    ORT's default (benchmarks/ort_options.py, README "Speed"; at 1080p within noise); torch with the
+    EfficientNet-Lite0 U-Net 53.1 fps with 1 OpenMP thread, 38.9 with 2 (benchmarks/models.py). Not measured on
+    larger machines.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class OrtRunner:
@@ -412,12 +418,7 @@ class OrtRunner:
         # (zimg, the glue, other frames) that run between inferences; let them sleep instead
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not cuda:
-            # one core fewer than the process may use: in a sequential render the look-ahead runs frame n + 1's
-            # inference while the callback does frame n's glue and VapourSynth decodes and resizes, so a pool
-            # over every core waited for the core those held. Measured on 2 cores (benchmarks/ort_options.py,
-            # and colorize at 480p, alternating rounds, README "Speed"): 1 thread 20.2 fps, 2 threads 18.5,
-            # ORT's default 16.8; at 1080p within noise of each other. Not measured on larger machines.
-            options.intra_op_num_threads = max(1, _usable_cores() - 1)
+            options.intra_op_num_threads = _cpu_inference_threads()
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files

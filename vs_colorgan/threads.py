@@ -48,22 +48,33 @@ def _openmp() -> Any | None:
 
 
 @contextmanager
-def glue_threads() -> Iterator[None]:
-    """Run torch's CPU operations of the block on the calling thread alone (see the module docstring)."""
+def openmp_threads(threads: int) -> Iterator[int | None]:
+    """Run torch's CPU operations of the block on ``threads`` OpenMP threads of the calling thread, and restore the
+    count after; yields the count it replaced. Where torch's OpenMP runtime cannot be found nothing changes (yields
+    None). The one place that sets the count: :func:`glue_threads` and :func:`inference_threads` use it."""
     omp = _openmp()
     if omp is None:
-        yield
+        yield None
         return
     torch.get_num_threads()  # torch sets a thread's count on its first parallel call: let it happen first
     before = omp.omp_get_max_threads()
-    outermost = getattr(_outer, "threads", None) is None
-    if outermost:
-        _outer.threads = before
-    omp.omp_set_num_threads(1)
+    omp.omp_set_num_threads(max(1, int(threads)))
     try:
-        yield
+        yield before
     finally:
         omp.omp_set_num_threads(before)
+
+
+@contextmanager
+def glue_threads() -> Iterator[None]:
+    """Run torch's CPU operations of the block on the calling thread alone (see the module docstring)."""
+    outermost = getattr(_outer, "threads", None) is None
+    try:
+        with openmp_threads(1) as before:
+            if outermost:
+                _outer.threads = before
+            yield
+    finally:
         if outermost:
             _outer.threads = None
 
@@ -72,33 +83,12 @@ def glue_threads() -> Iterator[None]:
 def inference_threads() -> Iterator[None]:
     """Inside a :func:`glue_threads` block, give the block's inference (the torch backend) the thread count
     the glue block replaced; elsewhere nothing changes."""
-    omp, threads = _openmp(), getattr(_outer, "threads", None)
-    if omp is None or threads is None:
+    threads = getattr(_outer, "threads", None)
+    if threads is None:
         yield
         return
-    before = omp.omp_get_max_threads()
-    omp.omp_set_num_threads(threads)
-    try:
+    with openmp_threads(threads):
         yield
-    finally:
-        omp.omp_set_num_threads(before)
-
-
-@contextmanager
-def openmp_threads(threads: int) -> Iterator[None]:
-    """Run torch's CPU operations of the block on ``threads`` OpenMP threads of the calling thread (restored after).
-    Where torch's OpenMP runtime cannot be found nothing changes."""
-    omp = _openmp()
-    if omp is None:
-        yield
-        return
-    torch.get_num_threads()  # as in glue_threads: torch's own first-call setting must not come after ours
-    before = omp.omp_get_max_threads()
-    omp.omp_set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        omp.omp_set_num_threads(before)
 
 
 def single_threaded(fn: F) -> F:
