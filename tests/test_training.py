@@ -18,7 +18,7 @@ import torch
 
 from vs_colorgan.training import checkpoint, losses
 from vs_colorgan.training.options import PRESET_VALUES, TrainOptions, resolve
-from vs_colorgan.training.setups import GANSetup, lr_at
+from vs_colorgan.training.setups import GANSetup, _set_lr, lr_at
 from vs_colorgan.training.train import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_OK, train
 from vs_colorgan.model_io import load_generator, read_config
 from conftest import TINY, make_images, state_tensors
@@ -76,9 +76,13 @@ def test_options_errors_name_the_option(tmp_path):
         resolve("pix2pix", {})
     with pytest.raises(ValueError, match='"data"'):
         resolve("unet", {"out": "y"})
+    with pytest.raises(ValueError, match='"encoder_lr_scale" must be 1.0 for the colorization-net'):
+        resolve("colorization-net", {"data": ("x",), "out": "y", "encoder_lr_scale": 0.5})
     for name, value, accepted in (("colourful_above", -1.0, "a colourfulness >= 0"),
                                   ("colourful_above", float("nan"), "a colourfulness >= 0"),
-                                  ("colourful_weight", 1.5, r"in \[0, 1\]")):
+                                  ("colourful_weight", 1.5, r"in \[0, 1\]"),
+                                  ("encoder_lr_scale", 2.0, r"in \[0, 1\]"),
+                                  ("encoder_lr_scale", float("nan"), r"in \[0, 1\]")):
         with pytest.raises(ValueError, match=f'"{name}" must be {accepted}'):
             resolve("unet", {"data": ("x",), "out": "y", name: value})
 
@@ -186,6 +190,40 @@ def test_colorization_net_updates_d_on_the_paper_schedule(data_dir, tmp_path):
 # ---- resume
 
 
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.25])
+def test_encoder_lr_scale_slows_or_freezes_the_encoder(scale, data_dir, tmp_path):
+    """The encoder trains at that share of the phase's rate (a group of its own in both optimisers); at 0 its
+    weights never change and get no gradient, while the decoder still learns; and a resumed run keeps it."""
+    kw = dict(steps=6, pretrain_steps=3, checkpoint_every=100, val_batches=0, encoder_lr_scale=scale)
+    o = opts_for("unet", data_dir, tmp_path / "a", **kw)
+    setup = GANSetup(o, torch.device("cpu"))
+    enc_params = list(setup.g.encoder.parameters())
+    dec_param = next(p for n, p in setup.g.named_parameters() if not n.startswith("encoder."))
+    for opt, base in ((setup.opt_g_pre, o.pretrain_lr), (setup.opt_g, o.g_lr)):
+        _set_lr(opt, base)
+        group_of = {id(p): group for group in opt.param_groups for p in group["params"]}
+        if scale == 0.0:
+            assert all(id(p) not in group_of and not p.requires_grad for p in enc_params)
+        else:
+            assert all(group_of[id(p)]["lr"] == pytest.approx(base * scale) for p in enc_params)
+        assert group_of[id(dec_param)]["lr"] == base
+    result = train(o)
+    early = train(opts_for("unet", data_dir, tmp_path / "b", **{**kw, "steps": 3}))
+    at3 = {k: v.clone() for k, v in early.setup.g.state_dict().items() if v.is_floating_point()}
+    moved = {k for k, v in result.setup.g.state_dict().items() if k in at3 and not torch.equal(v, at3[k])}
+    encoder_weights = {k for k, _ in result.setup.g.named_parameters() if k.startswith("encoder.")}
+    if scale == 0.0:
+        assert not moved & encoder_weights  # batch-norm statistics may follow the data; weights may not
+    else:
+        assert moved & encoder_weights
+    assert moved - encoder_weights  # the decoder learns
+    # resumed from step 3: the same weights as the straight run (the groups and their rates come back)
+    resumed = train(opts_for("unet", data_dir, tmp_path / "b", **kw), resume=True)
+    a, b = state_tensors(result.setup), state_tensors(resumed.setup)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_resume_is_exact(data_dir, tmp_path):

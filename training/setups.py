@@ -49,8 +49,9 @@ def lr_at(step: int, base_lr: float, opts: TrainOptions, phase: str) -> float:
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's rate: ``lr`` times the group's ``lr_scale`` (Setup._g_param_groups; 1 if absent)."""
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -98,8 +99,8 @@ class Setup:
         self.perceptual = losses.build_perceptual(opts.vgg_weights, opts.w_perc)
         if self.perceptual is not None:
             self.perceptual.to(device)
-        self.opt_g_pre = torch.optim.Adam(self.g.parameters(), lr=opts.pretrain_lr, betas=opts.pretrain_betas)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=opts.g_lr, betas=opts.g_betas)
+        self.opt_g_pre = torch.optim.Adam(self._g_param_groups(), lr=opts.pretrain_lr, betas=opts.pretrain_betas)
+        self.opt_g = torch.optim.Adam(self._g_param_groups(), lr=opts.g_lr, betas=opts.g_betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.d_lr, betas=opts.d_betas)
         self.l_norm = self.ab_true = self.ab_fake = None
         self.distributed = False
@@ -111,6 +112,23 @@ class Setup:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.g_ema = AveragedModel(self.g, multi_avg_fn=get_ema_multi_avg_fn(opts.ema_decay)).eval()
+
+    def _g_param_groups(self) -> list[dict]:
+        """G's parameters for its optimisers: with ``encoder_lr_scale`` < 1 the U-Net encoder is a group of its
+        own whose rate is that share of the phase's (``lr_scale``, read by :func:`_set_lr`); at 0 its weights
+        are frozen and left out, so no gradient is computed for them."""
+        scale = self.opts.encoder_lr_scale
+        if scale == 1.0:
+            return [{"params": list(self.g.parameters()), "lr_scale": 1.0}]
+        encoder = list(_unwrap(self.g).encoder.parameters())
+        ids = {id(p) for p in encoder}
+        groups = [{"params": [p for p in self.g.parameters() if id(p) not in ids], "lr_scale": 1.0}]
+        if scale > 0.0:
+            groups.append({"params": encoder, "lr_scale": scale})
+        else:
+            for p in encoder:
+                p.requires_grad_(False)
+        return groups
 
     def _load_generator(self, path: str) -> None:
         """Start G from a generator file's weights (a model file of the same arch, width and head; its padding
