@@ -16,31 +16,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import vapoursynth as vs
 
-import vs_colorgan
-from vs_colorgan.evaluate.flat_frames import flat_frames
+from vs_colorgan.evaluate.flat_frames import colorize_frame, flat_frames
 from vs_colorgan.evaluate.metrics import lab_float, rainbow_share
 from common import markdown_table
-
-core = vs.core
-
-
-def _clip(luma: np.ndarray) -> vs.VideoNode:
-    h, w = luma.shape
-    blank = core.std.BlankClip(format=vs.GRAY8, width=w, height=h, length=1)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.asarray(out[0])[:] = luma
-        return out
-
-    return core.std.ModifyFrame(blank, blank, fill)
-
-
-def _rgb(clip: vs.VideoNode) -> np.ndarray:
-    f = core.resize.Bicubic(clip, format=vs.RGB24).get_frame(0)
-    return np.dstack([np.asarray(f[p]) for p in range(3)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, luma in frames.items():
         row, tiles = [name], [np.dstack([luma] * 3)]
         for model in args.models:
-            rgb = _rgb(vs_colorgan.colorize(_clip(luma), model=str(model)))
+            rgb = colorize_frame(luma, model=str(model))
             lab = lab_float(rgb)
             row += [f"{rainbow_share(rgb):.1%}", f"{np.hypot(lab[..., 1], lab[..., 2]).mean():.1f}"]
             tiles.append(rgb)

@@ -4,8 +4,8 @@ Plain walls, skies and out-of-focus backgrounds carry no texture for a network t
 it paints there comes from its priors; a network that knows where the frame's border is (zero padding)
 paints by position. These frames make that visible: ramps in all four directions, flat gray with film
 grain, mid-gray noise, a bright blur on dark, a bright sky over dark ground. Used by
-``tests/test_flat_frames.py`` (with :func:`vs_colorgan.evaluate.metrics.rainbow_share`) and
-``benchmarks/flat_frames.py`` (a contact sheet).
+``tests/test_flat_frames.py`` (with :func:`vs_colorgan.evaluate.metrics.rainbow_share`),
+``benchmarks/flat_frames.py`` (a contact sheet) and ``colorgan-calibrate`` (its choice, through the filter).
 """
 from __future__ import annotations
 
@@ -38,3 +38,41 @@ def flat_frames(width: int = 854, height: int = 480, seed: int = 0) -> dict[str,
         "bright sky over dark ground": sky,
     }
     return {k: np.clip(np.rint(v), 0, 255).astype(np.uint8) for k, v in frames.items()}
+
+
+def luma_clip(luma: np.ndarray) -> "vs.VideoNode":
+    """A one-frame GRAY8 clip of an (h, w) uint8 luma: a black-and-white frame as the filter receives it."""
+    import vapoursynth as vs
+
+    core = vs.core
+    h, w = luma.shape
+    blank = core.std.BlankClip(format=vs.GRAY8, width=w, height=h, length=1)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), luma)
+        return out
+
+    return core.std.ModifyFrame(blank, blank, fill)
+
+
+def colorize_frame(luma: np.ndarray, **colorize_options) -> np.ndarray:
+    """(h, w, 3) uint8 RGB of one luma frame coloured by ``vs_colorgan.colorize`` (``colorize_options``
+    passed on; none given: the filter's defaults and the bundled model)."""
+    import vapoursynth as vs
+
+    import vs_colorgan
+
+    out = vs_colorgan.colorize(luma_clip(luma), **colorize_options)
+    f = vs.core.resize.Bicubic(out, format=vs.RGB24).get_frame(0)
+    return np.dstack([np.asarray(f[p]) for p in range(3)])
+
+
+def filter_rainbow(model: str, frames: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """``name -> rainbow share`` (:func:`vs_colorgan.evaluate.metrics.rainbow_share`) of each frame (default:
+    :func:`flat_frames`) coloured through the filter by ``model`` (a generator file, its own calibration and
+    render size): issue 17's rule on what a user sees, for ``colorgan-calibrate``'s check of its choice."""
+    from .metrics import rainbow_share
+
+    frames = flat_frames() if frames is None else frames
+    return {name: rainbow_share(colorize_frame(luma, model=model)) for name, luma in frames.items()}

@@ -201,6 +201,10 @@ def test_colorgan_calibrate(tmp_path, tiny_model, capsys):
     else:
         assert chosen["dpsnr"] == max(r["dpsnr"] for r in calm)
     assert "<- chosen" in capsys.readouterr().out
+    # the choice was run through the filter on the flat frames: the file written paints what was recorded
+    from vs_colorgan.evaluate.flat_frames import filter_rainbow
+
+    assert chosen["filter_rainbow"] == max(filter_rainbow(str(out)).values())
     # the written model runs in the filter with its calibration
     clip = frames_clip(gray_frames(2, 96, 64))
     assert vs_colorgan.colorize(clip, model=str(out)).get_frame(0)
@@ -332,6 +336,34 @@ def test_choose_respects_the_flat_frame_rainbow_bound():
     assert choose(rows, 0.0, 0.03, 0.01) is rows[1]
     assert choose(rows, 0.0, 0.03, 1.0) is rows[0]
     assert choose(rows[::2], 0.0, 0.03, 0.01) is rows[2]  # none within both: best PSNR among the calm ones
+
+
+def test_a_choice_that_paints_rainbows_through_the_filter_gives_way():
+    """The chosen candidate is run through the filter; over the rainbow bound it is passed over for the next
+    choice, which is run too; when the choice comes back to one already run, that is the answer (the fallback)."""
+    from vs_colorgan.training.calibrate import choose, confirm_through_filter
+
+    rows = [{"render_size": 128, "chroma_gain": 1.0, "confidence_tau": 0.0, "dpsnr": 0.2, "colourfulness_ratio": c,
+             "false_colour": 0.0, "flat_rainbow": 0.0}
+            for c in (0.6, 0.5, 0.4)]
+    through_filter = {0.6: 0.05, 0.5: 0.004, 0.4: 0.0}
+    ran = []
+
+    def measure(row: dict) -> float:
+        ran.append(row["colourfulness_ratio"])
+        return through_filter[row["colourfulness_ratio"]]
+
+    best = confirm_through_filter(rows, choose(rows, 0.0, 0.03, 0.01), measure, lambda: choose(rows, 0.0, 0.03, 0.01), 0.01)
+    assert best is rows[1] and ran == [0.6, 0.5]
+    assert rows[0]["flat_rainbow"] == rows[0]["filter_rainbow"] == 0.05 and best["filter_rainbow"] == 0.004
+    # every one over the bound through the filter: each is run once, and the loop ends on choose's fallback
+    for r in rows:
+        r.pop("filter_rainbow", None)
+        r["flat_rainbow"] = 0.0
+    ran.clear()
+    best = confirm_through_filter(rows, choose(rows, 0.0, 0.03, 0.01), lambda r: ran.append(r) or 0.5,
+                                  lambda: choose(rows, 0.0, 0.03, 0.01), 0.01)
+    assert len(ran) == 3 and all(r["filter_rainbow"] == 0.5 for r in rows) and best in rows
 
 
 def test_flat_rainbow_is_measured_on_the_synthetic_frames():

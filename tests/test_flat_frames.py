@@ -10,28 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import vapoursynth as vs
-from conftest import frames_clip
 
-import vs_colorgan
-from vs_colorgan.evaluate.flat_frames import flat_frames
+from vs_colorgan.evaluate.flat_frames import colorize_frame, flat_frames
 from vs_colorgan.evaluate.metrics import rainbow_share
 from vs_colorgan.model_io import DEFAULT_MODEL, load_generator
 from vs_colorgan.networks import build_generator, set_padding
 
-core = vs.core
 FRAMES = flat_frames()
-
-
-def _rgb(clip: vs.VideoNode) -> np.ndarray:
-    f = core.resize.Bicubic(clip, format=vs.RGB24).get_frame(0)
-    return np.dstack([np.asarray(f[p]) for p in range(3)])
 
 
 @pytest.mark.parametrize("name", sorted(FRAMES))
 def test_bundled_model_paints_no_rainbow(name: str) -> None:
-    out = vs_colorgan.colorize(frames_clip([FRAMES[name]]))
-    share = rainbow_share(_rgb(out))
+    share = rainbow_share(colorize_frame(FRAMES[name]))
     assert share <= 0.01, f"{name}: {share:.1%} of the frame is coloured off the main hue"
 
 

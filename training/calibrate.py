@@ -32,6 +32,8 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +42,10 @@ import torch
 import torch.nn.functional as F
 
 from vs_colorgan import color
-from vs_colorgan.evaluate.flat_frames import flat_frames
+from vs_colorgan.evaluate.flat_frames import filter_rainbow, flat_frames
 from vs_colorgan.evaluate.metrics import FALSE_CHROMA, NEUTRAL_CHROMA, colorfulness_batch, rainbow_share
 from vs_colorgan.media import IMAGE_EXTS, read_video_frames
-from vs_colorgan.model_io import (ModelFileError, atomic_write, check_render_size, load_generator,
+from vs_colorgan.model_io import (ModelConfig, ModelFileError, atomic_write, check_render_size, load_generator,
                                   resolve_generator_path, save_generator)
 from vs_colorgan.networks import calibrate
 from vs_colorgan.pipeline import render_shape
@@ -263,11 +265,44 @@ def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0
     return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 2), r["dpsnr"], -r["render_size"]))
 
 
+def confirm_through_filter(rows: list[dict], best: dict, measure: Callable[[dict], float],
+                           rechoose: Callable[[], dict], max_rainbow: float) -> dict:
+    """``best``, or the next choice, whose rainbow share on the flat frames *through the filter* is within
+    ``max_rainbow``: each chosen candidate is run through ``measure`` (the largest share of
+    :func:`vs_colorgan.evaluate.flat_frames.filter_rainbow`, recorded as ``filter_rainbow``); one over the bound
+    gets it as its ``flat_rainbow`` too, so ``rechoose`` (:func:`choose` over ``rows``) passes it over.
+
+    Why: the candidates are scored on the network's Lab output merged at full size, which the filter does not
+    show: it renders chroma on a grid half the render size, upsamples it guided by the luma and limits it to the
+    gamut. A snapshot whose every candidate scored 0.0 % here painted 1.2 % on a ramp through the filter (this
+    repository's README, "The bundled model"), and the filter is what the rule is about. Ends when the choice
+    passes, or when it comes back to a candidate already run (nothing within the bound: choose's fallback).
+    """
+    tried: set[int] = set()
+    while id(best) not in tried:
+        tried.add(id(best))
+        best["filter_rainbow"] = measure(best)
+        if best["filter_rainbow"] <= max_rainbow:
+            return best
+        print(f"  through the filter: {best['filter_rainbow']:.1%} rainbow on a flat frame, over the bound: "
+              f"{_line(best)}")
+        best["flat_rainbow"] = max(best.get("flat_rainbow", 0.0), best["filter_rainbow"])
+        best = rechoose()
+    return best
+
+
+def calibrated_config(cfg: ModelConfig, row: dict) -> ModelConfig:
+    """The model file's config with a candidate's calibration and render size."""
+    return dataclasses.replace(cfg, chroma_gain=row["chroma_gain"], confidence_tau=row["confidence_tau"],
+                               render_size=row["render_size"])
+
+
 def _line(r: dict) -> str:
     return (f"render {r['render_size']:4d}  gain {r['chroma_gain']:.2f}  tau {r['confidence_tau']:.4f}"
             f"  dPSNR {r['dpsnr']:+.2f} dB  colourfulness x{r['colourfulness_ratio']:.2f}"
             f"  false colour {r['false_colour']:.1%}"
             + (f"  flat rainbow {r['flat_rainbow']:.1%}" if "flat_rainbow" in r else "")
+            + (f" (filter {r['filter_rainbow']:.1%})" if "filter_rainbow" in r else "")
             + (f"  dE00 {r['dde00']:+.2f}" if "dde00" in r else "")
             + "".join(f"  [{name.split(' ')[0]}: {f['dpsnr']:+.2f} dB, x{f['colourfulness_ratio']:.2f}"
                       + (f", dE00 {f['dde00']:+.2f}" if "dde00" in f else "") + "]"
@@ -426,6 +461,16 @@ def main(argv: list[str] | None = None) -> int:
         if len(gen_paths) > 1:
             print(f"  {_line(best_by_model[-1])}")
     best = choose(best_by_model, args.max_psnr_loss, args.max_false_colour, args.max_rainbow, args.max_de00_loss)
+    if flat is not None:
+        def through_filter(row: dict) -> float:
+            model, model_cfg = models[gen_paths.index(Path(row["model"]))]
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "candidate.safetensors"
+                save_generator(path, model.cpu(), calibrated_config(model_cfg, row))
+                return max(filter_rainbow(str(path)).values())
+
+        best = confirm_through_filter(rows, best, through_filter, lambda: choose(
+            rows, args.max_psnr_loss, args.max_false_colour, args.max_rainbow, args.max_de00_loss), args.max_rainbow)
     print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
         print("  " + _line(r))
@@ -434,9 +479,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f", CIEDE2000 within {args.max_de00_loss:g} of gray's" if args.max_de00_loss is not None else "")
           + f"):\n  {_line(best)}  <- chosen")
     model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
-    new_cfg = dataclasses.replace(chosen_cfg, chroma_gain=best["chroma_gain"], confidence_tau=best["confidence_tau"],
-                                  render_size=best["render_size"])
-    save_generator(args.out, model.cpu(), new_cfg)  # the weights are unchanged; the calibration is in the config
+    save_generator(args.out, model.cpu(), calibrated_config(chosen_cfg, best))  # the weights are unchanged; the calibration is in the config
     record = {"source": best["model"], "scored_on": what,
               "pictures": sum(len(p.l_norm) for pics in sets.values() for p in pics),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
