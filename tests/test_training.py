@@ -372,6 +372,24 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
 # ---- issue 17: reflect padding, a start from a generator file, excluded sources, snapshots
 
 
+def test_rebalanced_run_weighs_rare_colours_and_resumes_exactly(data_dir, tmp_path):
+    """--rebalance-lambda: the NoGAN loss weighted by the training pictures' colour rarity (training.rebalance),
+    the same weights again on resume (they come from the pictures, not a random draw), so the run is exact."""
+    kw = dict(steps=4, pretrain_steps=4, checkpoint_every=100, val_batches=0, rebalance_lambda=0.5)
+    straight = train(opts_for("default-model", data_dir, tmp_path / "a", width=8, **kw))
+    table = straight.setup.rebalance
+    assert table is not None and torch.isfinite(table).all() and float(table.max()) > float(table.min()) > 0
+    plain = train(opts_for("default-model", data_dir, tmp_path / "p", width=8, **{**kw, "rebalance_lambda": 1.0}))
+    assert plain.setup.rebalance is None
+    assert any(not torch.equal(a, b) for a, b in zip(straight.setup.g.parameters(), plain.setup.g.parameters()))
+    train(opts_for("default-model", data_dir, tmp_path / "b", width=8, **{**kw, "steps": 2, "pretrain_steps": 2}))
+    resumed = train(opts_for("default-model", data_dir, tmp_path / "b", width=8, **kw), resume=True)
+    assert torch.equal(resumed.setup.rebalance, table)
+    a, b = state_tensors(straight.setup), state_tensors(resumed.setup)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_default_model_preset_pads_by_reflection(data_dir, tmp_path):
     o = opts_for("default-model", data_dir, tmp_path / "r", steps=2, pretrain_steps=2)
     g = GANSetup(o, torch.device("cpu")).generator

@@ -180,7 +180,8 @@ class ColorDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _load(self, item: Item) -> np.ndarray | None:
+    def load_item(self, item: Item) -> np.ndarray | None:
+        """An item's RGB picture (uint8, at least the crop's size at the largest scale), None if unreadable."""
         if item.frame >= 0:
             return read_video_frame(item.path, item.frame)
         return read_image(item.path, min_short=math.ceil(self.image_size * self.scale_max))
@@ -210,7 +211,7 @@ class ColorDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         for attempt in range(len(self.items)):
             item = self.items[(index + attempt) % len(self.items)]
-            rgb = self._load(item)
+            rgb = self.load_item(item)
             if rgb is not None and min(rgb.shape[:2]) >= 8:
                 l_norm, ab = split_lab(self._crop(rgb).unsqueeze(0))
                 if self.train and self.film_augment > 0:

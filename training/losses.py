@@ -30,6 +30,16 @@ def huber(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 RECONSTRUCTION = {"l1": l1, "mse": mse, "huber": huber}
 
 
+def weighted_reconstruction(name: str, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The reconstruction loss ``name`` with each pixel's term (a and b alike) times ``weight`` (N, 1, H, W), then
+    averaged: :mod:`vs_colorgan.training.rebalance`'s colour rebalancing. Weights of 1 give ``RECONSTRUCTION[name]``."""
+    if name == "huber":
+        per_pixel = F.huber_loss(pred, target, delta=HUBER_DELTA, reduction="none")
+    else:
+        per_pixel = {"l1": F.l1_loss, "mse": F.mse_loss}[name](pred, target, reduction="none")
+    return (per_pixel * weight).mean()
+
+
 def confidence_nll(log_var: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
     """Gaussian negative log-likelihood of the observed error under the head's variance (Kendall & Gal 2017).
 

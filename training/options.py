@@ -75,6 +75,9 @@ class TrainOptions:
     steps: int = 20000
     pretrain_steps: int = 2000  # NoGAN phase: generator alone with the reconstruction loss (paper 3.2/3.3: L1)
     pretrain_loss: str = "l1"  # NoGAN loss on ab: l1 (paper) | mse | huber
+    # colour rebalancing of the NoGAN loss (training/rebalance.py; Zhang et al. 2016, 2.2): each pixel weighted by
+    # the rarity of its true ab in the training set, mixed with the uniform by this lambda (paper 0.5); 1 = off
+    rebalance_lambda: float = 1.0
     confidence: bool = False  # U-Net confidence head, trained with a Gaussian likelihood (setups.confidence_nll)
     ema_decay: float = 0.0  # exponential moving average of G's weights (0 = off); the EMA is what is saved
     batch_size: int = 16
@@ -229,6 +232,8 @@ def validate(opts: TrainOptions) -> None:
         bad("encoder_lr_scale", "in [0, 1] (a share of the generator's learning rate; 0 = frozen)")
     if opts.encoder_lr_scale != 1.0 and opts.arch != "unet":
         bad("encoder_lr_scale", "1.0 for the colorization-net generator (only the unet has a separate encoder)")
+    if not (math.isfinite(opts.rebalance_lambda) and 0.0 < opts.rebalance_lambda <= 1.0):
+        bad("rebalance_lambda", "in (0, 1] (the uniform's share in the mix; 1 = every pixel alike, Zhang et al.: 0.5)")
     if opts.pretrain_loss not in RECON_LOSSES:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
     if opts.confidence and opts.arch != "unet":

@@ -19,7 +19,7 @@ from torch import nn
 from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, load_efficientnet_lite0,
                                   load_torchvision_resnet18)
 
-from . import losses
+from . import losses, rebalance
 from .checkpoint import model_config
 from .options import TrainOptions
 
@@ -103,6 +103,8 @@ class Setup:
         self.opt_g = torch.optim.Adam(self._g_param_groups(), lr=opts.g_lr, betas=opts.g_betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.d_lr, betas=opts.d_betas)
         self.l_norm = self.ab_true = self.ab_fake = None
+        # per-bin weights of the NoGAN loss (training.rebalance), set by training.train when rebalance_lambda < 1
+        self.rebalance: torch.Tensor | None = None
         self.distributed = False
         # Exponential moving average of G (Polyak averaging; Karras et al. 2018 use it for GAN generators):
         # held-out quality swung several dB between checkpoints 250 steps apart, the average does not.
@@ -268,7 +270,11 @@ class Setup:
         name = self.opts.pretrain_loss
         with self._autocast():
             fake, log_var = self._generate()
-            loss = rec = losses.RECONSTRUCTION[name](fake.float(), self.ab_true)
+            if self.rebalance is None:
+                loss = rec = losses.RECONSTRUCTION[name](fake.float(), self.ab_true)
+            else:
+                loss = rec = losses.weighted_reconstruction(name, fake.float(), self.ab_true,
+                                                            rebalance.pixel_weights(self.rebalance, self.ab_true))
             out = {f"g_{name}": rec.item()}
             if log_var is not None:
                 nll = losses.confidence_nll(log_var, fake, self.ab_true)

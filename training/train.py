@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from vs_colorgan.color import merge_lab
 from vs_colorgan.model_io import atomic_write, save_generator
 
-from . import checkpoint
+from . import checkpoint, rebalance
 from .data import ColorDataset, build_datasets
 from .options import TrainOptions, validate
 from .setups import Setup, build_setup, lr_at
@@ -264,6 +264,15 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
                                         exclude=opts.exclude, colourful_above=opts.colourful_above,
                                         colourful_weight=opts.colourful_weight)
     setup = build_setup(opts, device)
+    if opts.rebalance_lambda < 1.0:
+        # from the pictures alone (no random draw), so a resumed run computes the same weights
+        pictures = [rgb for rgb in map(train_set.load_item, train_set.items) if rgb is not None]
+        prior = rebalance.ab_prior(pictures, show_progress=rank == 0)
+        setup.rebalance = rebalance.rebalance_table(prior, opts.rebalance_lambda)
+        if rank == 0:
+            used = setup.rebalance[prior.flatten() > 0]
+            log(f"colour rebalancing (lambda {opts.rebalance_lambda:g}): {len(pictures)} pictures, "
+                f"{len(used)} ab bins in use, pixel weights {float(used.min()):.2f}-{float(used.max()):.2f}")
     step, best = 0, {"best_val_l1": None, "best_step": None}
     if resume:
         record = checkpoint.load(run_dir, nets=setup.nets, optimizers=setup.optimizers)
