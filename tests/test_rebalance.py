@@ -65,4 +65,12 @@ def test_lambda_is_validated():
         with pytest.raises(ValueError, match=r'"rebalance_lambda" must be in \(0, 1\]'):
             resolve("default-model", {"data": ("x",), "out": "y", "rebalance_lambda": bad})
     with pytest.raises(ValueError, match="no pictures"):
-        rebalance.ab_prior([])
+        rebalance.ab_prior([None])  # nothing readable
+
+
+def test_prior_reads_at_most_its_share_of_a_large_folder():
+    items = list(range(10_000))
+    picked = rebalance.evenly(items)
+    assert len(picked) == rebalance.PRIOR_MAX_PICTURES and picked[0] == 0 and picked[-1] > 9_900
+    assert picked == sorted(set(picked))  # each once, in order
+    assert rebalance.evenly(items[:5]) == items[:5]

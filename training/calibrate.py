@@ -479,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f", CIEDE2000 within {args.max_de00_loss:g} of gray's" if args.max_de00_loss is not None else "")
           + f"):\n  {_line(best)}  <- chosen")
     model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
-    save_generator(args.out, model.cpu(), calibrated_config(chosen_cfg, best))  # the weights are unchanged; the calibration is in the config
+    # the weights are unchanged; the calibration is in the config
+    save_generator(args.out, model.cpu(), calibrated_config(chosen_cfg, best))
     record = {"source": best["model"], "scored_on": what,
               "pictures": sum(len(p.l_norm) for pics in sets.values() for p in pics),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,

@@ -13,7 +13,7 @@ loss of the NoGAN phase, so rare saturated colours pull the estimate as hard as 
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ AB_RANGE = 110.0  # |a|, |b| covered: the networks' ab_norm scale (vs_colorgan.c
 BINS = int(2 * AB_RANGE / AB_BIN)  # 22 per axis
 SMOOTH_SIGMA = 5.0  # ab units (Zhang et al.: sigma = 5)
 PRIOR_SHORT_SIDE = 64  # the pictures are read at this short side for the histogram: colour statistics, not detail
+# at most this many pictures, evenly spaced, make the histogram: a distribution of a few hundred bins is settled
+# long before a large folder (COCO's 118,000 pictures) has been read once
+PRIOR_MAX_PICTURES = 2000
 
 
 def _bin_index(ab_norm: torch.Tensor) -> torch.Tensor:
@@ -35,13 +38,21 @@ def _bin_index(ab_norm: torch.Tensor) -> torch.Tensor:
     return idx.select(-3, 0) * BINS + idx.select(-3, 1)
 
 
-def ab_prior(pictures: list[np.ndarray], *, show_progress: bool = False) -> torch.Tensor:
-    """(BINS, BINS) smoothed distribution of the pictures' quantised ab (each an RGB uint8 array; every picture
-    counts alike, whatever its size)."""
+def evenly(items: list, count: int = PRIOR_MAX_PICTURES) -> list:
+    """At most ``count`` of ``items``, evenly spaced (all of them when there are no more)."""
+    return items if len(items) <= count else [items[i * len(items) // count] for i in range(count)]
+
+
+def ab_prior(pictures: Iterable[np.ndarray | None], *, total: int | None = None,
+             show_progress: bool = False) -> torch.Tensor:
+    """(BINS, BINS) smoothed distribution of the pictures' quantised ab (each an RGB uint8 array, read one at a
+    time; None, an unreadable one, is skipped; every picture counts alike, whatever its size)."""
     from PIL import Image
 
     hist = torch.zeros(BINS * BINS, dtype=torch.float64)
-    for rgb in tqdm(pictures, desc="colour prior", unit="picture", disable=not show_progress):
+    for rgb in tqdm(pictures, total=total, desc="colour prior", unit="picture", disable=not show_progress):
+        if rgb is None:
+            continue
         h, w = rgb.shape[:2]
         s = PRIOR_SHORT_SIDE / min(h, w)
         if s < 1:
@@ -81,6 +92,3 @@ def pixel_weights(table: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) weight of each pixel of a batch of true ab_norm (N, 2, H, W)."""
     return table.to(ab_norm.device)[_bin_index(ab_norm)].unsqueeze(1)
 
-
-def check_lambda(lam: float) -> bool:
-    return math.isfinite(lam) and 0.0 < lam <= 1.0

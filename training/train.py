@@ -266,12 +266,12 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
     setup = build_setup(opts, device)
     if opts.rebalance_lambda < 1.0:
         # from the pictures alone (no random draw), so a resumed run computes the same weights
-        pictures = [rgb for rgb in map(train_set.load_item, train_set.items) if rgb is not None]
-        prior = rebalance.ab_prior(pictures, show_progress=rank == 0)
+        items = rebalance.evenly(train_set.items)
+        prior = rebalance.ab_prior(map(train_set.load_item, items), total=len(items), show_progress=rank == 0)
         setup.rebalance = rebalance.rebalance_table(prior, opts.rebalance_lambda)
         if rank == 0:
             used = setup.rebalance[prior.flatten() > 0]
-            log(f"colour rebalancing (lambda {opts.rebalance_lambda:g}): {len(pictures)} pictures, "
+            log(f"colour rebalancing (lambda {opts.rebalance_lambda:g}): colours of {len(items)} pictures, "
                 f"{len(used)} ab bins in use, pixel weights {float(used.min()):.2f}-{float(used.max()):.2f}")
     step, best = 0, {"best_val_l1": None, "best_step": None}
     if resume:
