@@ -353,7 +353,7 @@ def test_a_choice_that_paints_rainbows_through_the_filter_gives_way():
         ran.append(row["colourfulness_ratio"])
         return through_filter[row["colourfulness_ratio"]]
 
-    best = confirm_through_filter(rows, choose(rows, 0.0, 0.03, 0.01), measure, lambda: choose(rows, 0.0, 0.03, 0.01), 0.01)
+    best = confirm_through_filter(choose(rows, 0.0, 0.03, 0.01), measure, lambda: choose(rows, 0.0, 0.03, 0.01), 0.01)
     assert best is rows[1] and ran == [0.6, 0.5]
     assert rows[0]["flat_rainbow"] == rows[0]["filter_rainbow"] == 0.05 and best["filter_rainbow"] == 0.004
     # every one over the bound through the filter: each is run once, and the loop ends on choose's fallback
@@ -361,7 +361,7 @@ def test_a_choice_that_paints_rainbows_through_the_filter_gives_way():
         r.pop("filter_rainbow", None)
         r["flat_rainbow"] = 0.0
     ran.clear()
-    best = confirm_through_filter(rows, choose(rows, 0.0, 0.03, 0.01), lambda r: ran.append(r) or 0.5,
+    best = confirm_through_filter(choose(rows, 0.0, 0.03, 0.01), lambda r: ran.append(r) or 0.5,
                                   lambda: choose(rows, 0.0, 0.03, 0.01), 0.01)
     assert len(ran) == 3 and all(r["filter_rainbow"] == 0.5 for r in rows) and best in rows
 

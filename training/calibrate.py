@@ -265,12 +265,12 @@ def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0
     return max(ok, key=lambda r: (round(r["colourfulness_ratio"], 2), r["dpsnr"], -r["render_size"]))
 
 
-def confirm_through_filter(rows: list[dict], best: dict, measure: Callable[[dict], float],
-                           rechoose: Callable[[], dict], max_rainbow: float) -> dict:
+def confirm_through_filter(best: dict, measure: Callable[[dict], float], rechoose: Callable[[], dict],
+                           max_rainbow: float) -> dict:
     """``best``, or the next choice, whose rainbow share on the flat frames *through the filter* is within
     ``max_rainbow``: each chosen candidate is run through ``measure`` (the largest share of
     :func:`vs_colorgan.evaluate.flat_frames.filter_rainbow`, recorded as ``filter_rainbow``); one over the bound
-    gets it as its ``flat_rainbow`` too, so ``rechoose`` (:func:`choose` over ``rows``) passes it over.
+    gets it as its ``flat_rainbow`` too, so ``rechoose`` (:func:`choose` over all candidates) passes it over.
 
     Why: the candidates are scored on the network's Lab output merged at full size, which the filter does not
     show: it renders chroma on a grid half the render size, upsamples it guided by the luma and limits it to the
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_generator(path, model.cpu(), calibrated_config(model_cfg, row))
                 return max(filter_rainbow(str(path)).values())
 
-        best = confirm_through_filter(rows, best, through_filter, lambda: choose(
+        best = confirm_through_filter(best, through_filter, lambda: choose(
             rows, args.max_psnr_loss, args.max_false_colour, args.max_rainbow, args.max_de00_loss), args.max_rainbow)
     print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:

@@ -21,10 +21,10 @@ mse = F.mse_loss
 HUBER_DELTA = 0.1  # the knee, in ab_norm (11 ab units)
 
 
-def huber(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def huber(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Huber (smooth L1) with the knee at 0.1 ab_norm (11 ab units): quadratic for small errors, so the
     estimate leans toward the mean, linear for large ones, so outlier colours pull less than under MSE."""
-    return F.huber_loss(pred, target, delta=HUBER_DELTA)
+    return F.huber_loss(pred, target, delta=HUBER_DELTA, reduction=reduction)
 
 
 RECONSTRUCTION = {"l1": l1, "mse": mse, "huber": huber}
@@ -33,11 +33,7 @@ RECONSTRUCTION = {"l1": l1, "mse": mse, "huber": huber}
 def weighted_reconstruction(name: str, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """The reconstruction loss ``name`` with each pixel's term (a and b alike) times ``weight`` (N, 1, H, W), then
     averaged: :mod:`vs_colorgan.training.rebalance`'s colour rebalancing. Weights of 1 give ``RECONSTRUCTION[name]``."""
-    if name == "huber":
-        per_pixel = F.huber_loss(pred, target, delta=HUBER_DELTA, reduction="none")
-    else:
-        per_pixel = {"l1": F.l1_loss, "mse": F.mse_loss}[name](pred, target, reduction="none")
-    return (per_pixel * weight).mean()
+    return (RECONSTRUCTION[name](pred, target, reduction="none") * weight).mean()
 
 
 def confidence_nll(log_var: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:

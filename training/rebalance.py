@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import kornia
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -65,13 +66,9 @@ def ab_prior(pictures: Iterable[np.ndarray | None], *, total: int | None = None,
     if hist.sum() <= 0:
         raise ValueError("training.rebalance: no pictures to take the colour distribution from")
     hist = hist.view(BINS, BINS) / hist.sum()
-    # Gaussian smoothing, separable, in bins (sigma 5 ab units = half a bin); zero outside the grid
-    radius = 2
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x * AB_BIN / SMOOTH_SIGMA) ** 2)
-    k = (k / k.sum()).view(1, 1, -1)
-    sm = torch.nn.functional.conv1d(hist.view(BINS, 1, BINS), k, padding=radius).view(BINS, BINS)
-    sm = torch.nn.functional.conv1d(sm.t().contiguous().view(BINS, 1, BINS), k, padding=radius).view(BINS, BINS).t()
+    # Gaussian smoothing (sigma 5 ab units = half a bin), zero outside the grid
+    sm = kornia.filters.gaussian_blur2d(hist.view(1, 1, BINS, BINS), (5, 5), (SMOOTH_SIGMA / AB_BIN,) * 2,
+                                        border_type="constant")[0, 0]
     return (sm / sm.sum()).float()
 
 

@@ -306,8 +306,9 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     At inference a batch norm is a per-channel affine map, so it merges into the preceding convolution's weights
     and bias (Jacob et al. 2018, section 3.2; ONNX Runtime does the same to the exported graph). Run one by one in
     eager PyTorch they cost a pass over every feature map each: folding the 58 of the EfficientNet-Lite0 U-Net took
-    its CPU forward at 128x224 from 14.3 to 9.9 ms (two threads, channels-last, median of 40). ``torch.fx``'s ``fuse`` traces the forward, so only pairs
-    where the convolution's output goes to the batch norm alone are folded. Outputs agree within float rounding
+    its CPU forward at 128x224 from 14.3 to 9.9 ms (two threads, channels-last, median of 40). ``torch.fx``'s
+    ``fuse`` traces the forward, so only pairs where the convolution's output goes to the batch norm alone are
+    folded. Outputs agree within float rounding
     (tests/test_backends.py). A network that ``torch.fx`` cannot trace (control flow on tensor values; none of
     ours) is returned as it is: slower, never wrong.
     """
