@@ -390,6 +390,27 @@ def test_rebalanced_run_weighs_rare_colours_and_resumes_exactly(data_dir, tmp_pa
         assert torch.equal(a[k], b[k]), k
 
 
+def test_bins_head_run_trains_by_cross_entropy_and_resumes_exactly(data_dir, tmp_path):
+    """--head bins: the NoGAN phase is Zhang et al.'s cross-entropy over ab bins (logged as g_ce, beside the
+    annealed mean's MSE), the file says its head, and a resumed run is exact."""
+    kw = dict(steps=4, pretrain_steps=4, checkpoint_every=100, val_batches=0, head="bins")
+    straight = train(opts_for("default-model", data_dir, tmp_path / "a", width=8, **kw))
+    rows = [json.loads(line) for line in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    ce = [r["g_ce"] for r in rows if "g_ce" in r]
+    assert len(ce) == 4 and all(math.isfinite(v) for v in ce) and "g_mse" in rows[-1]
+    assert ce[0] == pytest.approx(math.log(len(straight.setup.generator.ab_centres)), rel=0.05)  # uniform at first
+    assert read_config(tmp_path / "a" / "generator.safetensors").head == "bins"
+    train(opts_for("default-model", data_dir, tmp_path / "b", width=8, **{**kw, "steps": 2, "pretrain_steps": 2}))
+    resumed = train(opts_for("default-model", data_dir, tmp_path / "b", width=8, **kw), resume=True)
+    a, b = state_tensors(straight.setup), state_tensors(resumed.setup)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match='"head" must be \'regression\' unless arch is \'unet\' with confidence'):
+        opts_for("unet", data_dir, tmp_path / "x", head="bins")
+    with pytest.raises(ValueError, match='"head" must be one of'):
+        opts_for("default-model", data_dir, tmp_path / "x", head="mixture")
+
+
 def test_default_model_preset_pads_by_reflection(data_dir, tmp_path):
     o = opts_for("default-model", data_dir, tmp_path / "r", steps=2, pretrain_steps=2)
     g = GANSetup(o, torch.device("cpu")).generator

@@ -103,7 +103,7 @@ def unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], scalars: di
 
 def model_config(opts: TrainOptions) -> ModelConfig:
     return ModelConfig(arch=opts.arch, width=opts.width, render_size=opts.render_size, preset=opts.preset,
-                       confidence=opts.confidence, padding=opts.padding, encoder=opts.encoder)
+                       confidence=opts.confidence, padding=opts.padding, encoder=opts.encoder, head=opts.head)
 
 
 def save(

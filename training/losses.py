@@ -36,6 +36,31 @@ def weighted_reconstruction(name: str, pred: torch.Tensor, target: torch.Tensor,
     return (RECONSTRUCTION[name](pred, target, reduction="none") * weight).mean()
 
 
+# Soft encoding of a true colour over its nearest bins (Zhang et al. 2016, 2.1: the 5 nearest, Gaussian of sigma 5
+# ab units), so neighbouring bins share the credit and the cross-entropy sees how far off a wrong bin is
+SOFT_NEIGHBOURS = 5
+SOFT_SIGMA = 5.0 / 110.0  # ab_norm units
+
+
+def soft_encode(ab_norm: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """(N, 2, H, W) true ab_norm -> (N, K, H, W) target distribution over the ``centres`` (K, 2)."""
+    c = centres.to(ab_norm)
+    d2 = (ab_norm.unsqueeze(2) - c.t()[None, :, :, None, None]).pow(2).sum(dim=1)  # (N, K, H, W)
+    near, idx = d2.topk(min(SOFT_NEIGHBOURS, c.shape[0]), dim=1, largest=False)
+    w = torch.softmax(-near / (2 * SOFT_SIGMA**2), dim=1)  # exp(-d^2 / 2 sigma^2), normalised
+    return torch.zeros_like(d2).scatter_(1, idx, w)
+
+
+def bins_cross_entropy(logits: torch.Tensor, ab_true: torch.Tensor, centres: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Zhang et al. 2016 eq. 2: cross-entropy of the bin logits (N, K, h, w) against the soft-encoded truth, the
+    truth area-averaged to the logits' size first; ``weight`` (N, 1, H, W at the logits' size) is their class
+    rebalancing (eq. 3), None for every pixel alike."""
+    target = soft_encode(F.adaptive_avg_pool2d(ab_true.float(), logits.shape[-2:]), centres)
+    loss = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1, keepdim=True)
+    return (loss * weight).mean() if weight is not None else loss.mean()
+
+
 def confidence_nll(log_var: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
     """Gaussian negative log-likelihood of the observed error under the head's variance (Kendall & Gal 2017).
 

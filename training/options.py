@@ -79,6 +79,10 @@ class TrainOptions:
     # the rarity of its true ab in the training set, mixed with the uniform by this lambda (paper 0.5); 1 = off
     rebalance_lambda: float = 1.0
     confidence: bool = False  # U-Net confidence head, trained with a Gaussian likelihood (setups.confidence_nll)
+    # the U-Net's output head (vs_colorgan.networks.HEADS): "regression" (ab, the pretrain_loss) or "bins" (a
+    # distribution over quantised ab trained by cross-entropy, decoded by its annealed mean: Zhang et al. 2016;
+    # needs confidence, which its distribution gives)
+    head: str = "regression"
     ema_decay: float = 0.0  # exponential moving average of G's weights (0 = off); the EMA is what is saved
     batch_size: int = 16
     pretrain_lr: float = 1e-4  # paper: Adam lr 1e-4, default betas
@@ -211,7 +215,7 @@ def _scale_pretraining(raw: dict[str, Any], given: dict[str, Any]) -> None:
 
 def validate(opts: TrainOptions) -> None:
     """Raise ``ValueError`` naming the option, what is accepted and what was given."""
-    from vs_colorgan.networks import ENCODERS, GENERATORS, PADDINGS, TRAINABLE
+    from vs_colorgan.networks import ENCODERS, GENERATORS, HEADS, PADDINGS, TRAINABLE
 
     def bad(name: str, accepted: str) -> None:
         raise ValueError(f"colorgan-train: \"{name}\" must be {accepted}, not {getattr(opts, name)!r}")
@@ -236,6 +240,11 @@ def validate(opts: TrainOptions) -> None:
         bad("rebalance_lambda", "in (0, 1] (the uniform's share in the mix; 1 = every pixel alike, Zhang et al.: 0.5)")
     if opts.pretrain_loss not in RECON_LOSSES:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
+    if opts.head not in HEADS:
+        bad("head", f"one of {list(HEADS)}")
+    if opts.head != "regression" and (opts.arch != "unet" or not opts.confidence):
+        bad("head", "'regression' unless arch is 'unet' with confidence (the bins head's distribution is its "
+                    "confidence)")
     if opts.confidence and opts.arch != "unet":
         bad("confidence", "False for the colorization-net generator (the head exists for the unet only)")
     if not 0.0 <= opts.ema_decay < 1.0:

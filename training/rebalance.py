@@ -21,9 +21,9 @@ import torch
 from tqdm import tqdm
 
 from vs_colorgan import color
+from vs_colorgan.networks import AB_BIN  # ab units per bin (Zhang et al.: grid size 10), the bins head's too
 
-AB_BIN = 10.0  # ab units per bin (Zhang et al.: grid size 10)
-AB_RANGE = 110.0  # |a|, |b| covered: the networks' ab_norm scale (vs_colorgan.color.AB_SCALE)
+AB_RANGE = color.AB_SCALE  # |a|, |b| covered: the networks' ab_norm scale
 BINS = int(2 * AB_RANGE / AB_BIN)  # 22 per axis
 SMOOTH_SIGMA = 5.0  # ab units (Zhang et al.: sigma = 5)
 PRIOR_SHORT_SIDE = 64  # the pictures are read at this short side for the histogram: colour statistics, not detail

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, load_efficientnet_lite0,
-                                  load_torchvision_resnet18)
+from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, decode_bins,
+                                  load_efficientnet_lite0, load_torchvision_resnet18)
 
 from . import losses, rebalance
 from .checkpoint import model_config
@@ -84,7 +85,7 @@ class Setup:
         self.opts = opts
         self.device = device
         self.g: nn.Module = build_generator(opts.arch, opts.width, confidence=opts.confidence, padding=opts.padding,
-                                            encoder=opts.encoder).to(device)
+                                            encoder=opts.encoder, head=opts.head).to(device)
         if opts.resnet_weights:
             self._load_resnet(opts.resnet_weights)
         if opts.efficientnet_weights:
@@ -142,11 +143,13 @@ class Setup:
         except ModelFileError as e:
             raise ValueError(f"colorgan-train: \"init_generator\" must be a generator file, not {path!r} ({e})") from None
         mine = (self.opts.arch, self.opts.width, self.opts.confidence)
-        if (cfg.arch, cfg.width, cfg.confidence) != mine or cfg.encoder != self.opts.encoder:
+        if (cfg.arch, cfg.width, cfg.confidence) != mine or (cfg.encoder, cfg.head) != (self.opts.encoder,
+                                                                                        self.opts.head):
             raise ValueError(f"colorgan-train: \"init_generator\" {path!r} holds a {cfg.arch} of width {cfg.width}"
                              f"{' with' if cfg.confidence else ' without'} a confidence head; this run trains "
                              f"arch {mine[0]!r}, width {mine[1]}, confidence {mine[2]} (encoders: the file's "
-                             f"{cfg.encoder!r}, this run's {self.opts.encoder!r})")
+                             f"{cfg.encoder!r}, this run's {self.opts.encoder!r}; heads: the file's {cfg.head!r}, "
+                             f"this run's {self.opts.head!r})")
         _unwrap(self.g).load_state_dict(src.state_dict(), strict=True)
 
     def _load_resnet(self, path: str) -> None:
@@ -268,6 +271,8 @@ class Setup:
         NoGAN: L1; ``pretrain_loss`` mse/huber for the bundled model), plus the confidence head's likelihood."""
         _set_lr(self.opt_g_pre, lr_at(step, self.opts.pretrain_lr, self.opts, "pretrain"))
         name = self.opts.pretrain_loss
+        if self.opts.head == "bins":
+            return self._pretrain_bins_step()
         with self._autocast():
             fake, log_var = self._generate()
             if self.rebalance is None:
@@ -285,6 +290,26 @@ class Setup:
         self.opt_g_pre.step()
         self.ab_fake = fake.detach()
         return out
+
+    def _pretrain_bins_step(self) -> dict[str, float]:
+        """NoGAN with the bins head: cross-entropy over the ab bins (Zhang et al. 2016), rebalanced when set; the
+        annealed mean's MSE is logged beside it (not trained)."""
+        g = _unwrap(self.g)
+        with self._autocast():
+            logits = _call(self.g, "bin_logits", self.l_norm)
+            weight = None
+            if self.rebalance is not None:
+                small = F.adaptive_avg_pool2d(self.ab_true, logits.shape[-2:])
+                weight = rebalance.pixel_weights(self.rebalance, small)
+            loss = losses.bins_cross_entropy(logits, self.ab_true, g.ab_centres, weight)
+        self.opt_g_pre.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g_pre.step()
+        with torch.no_grad():
+            ab, _ = decode_bins(logits.detach().float(), g.ab_centres, g.anneal_temperature)
+            fake = F.interpolate(ab, size=self.ab_true.shape[-2:], mode="bilinear", align_corners=False)
+        self.ab_fake = fake
+        return {"g_ce": loss.item(), "g_mse": losses.mse(fake, self.ab_true).item()}
 
     def _adversarial_step(self, step: int) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -335,18 +360,23 @@ class Setup:
         return (step - o.pretrain_steps) % every == 0
 
 
-def _distribution(g: nn.Module, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``g.distribution(l_norm)``, through DistributedDataParallel when wrapped: DDP only hooks ``forward``,
-    so the call goes through it with the module's method swapped in for the duration of the call."""
+def _call(g: nn.Module, method: str, l_norm: torch.Tensor):
+    """``g.<method>(l_norm)``, through DistributedDataParallel when wrapped: DDP only hooks ``forward``, so the
+    call goes through it with the module's method swapped in for the duration of the call."""
     if not hasattr(g, "module"):
-        return g.distribution(l_norm)
+        return getattr(g, method)(l_norm)
     inner = g.module
     plain = inner.forward
-    inner.forward = inner.distribution
+    inner.forward = getattr(inner, method)
     try:
         return g(l_norm)
     finally:
         inner.forward = plain
+
+
+def _distribution(g: nn.Module, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``g.distribution(l_norm)`` (through DDP when wrapped: :func:`_call`)."""
+    return _call(g, "distribution", l_norm)
 
 
 class GANSetup(Setup):

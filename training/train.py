@@ -182,7 +182,7 @@ def plot_losses(run: Path, history: list[dict[str, Any]], pretrain_steps: int) -
         ax.set_title(title)
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("step (dashed: end of L1 pretraining)")
+    axes[-1, 0].set_xlabel("step (dashed: end of NoGAN pretraining)")
     fig.tight_layout()
     atomic_write(run / "loss_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)
@@ -299,7 +299,7 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
         sk = dict(train_set.skipped)
         log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
         log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} "
-            f"{opts.pretrain_loss.upper()} pretraining), batch {opts.batch_size}"
+            f"{'bins cross-entropy' if opts.head == 'bins' else opts.pretrain_loss.upper()} pretraining), batch {opts.batch_size}"
             f"{f' x {world} processes' if world > 1 else ''}, {opts.image_size}px, device {device}"
             + (", bf16 autocast" if opts.amp else ""))
     return _State(setup, train_set, val_set, step, best)

@@ -33,9 +33,9 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return _rgb_to_lab(rgb)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Lab -> sRGB clipped to [0, 1], shape (..., 3, H, W)."""
-    return _lab_to_rgb(lab, clip=True)
+def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Lab -> sRGB, shape (..., 3, H, W); clipped to [0, 1] unless ``clip`` is False (a gamut test)."""
+    return _lab_to_rgb(lab, clip=clip)
 
 
 def gray_to_l(gray: torch.Tensor) -> torch.Tensor:

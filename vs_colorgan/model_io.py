@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .errors import ColorizeError
-from .networks import ENCODERS, GENERATORS, PADDINGS, build_generator
+from .networks import ANNEAL_TEMPERATURE, ENCODERS, GENERATORS, HEADS, PADDINGS, build_generator
 
 METADATA_KEY = "vs_colorgan"
 FORMAT_VERSION = 1
@@ -81,6 +81,8 @@ class ModelConfig:
     adapt_generic: int = 0
     padding: str = "zeros"  # how the convolutions pad borders (networks.PADDINGS); files without it are "zeros"
     encoder: str = "resnet18"  # the U-Net's encoder (networks.ENCODERS); files without it are "resnet18"
+    head: str = "regression"  # the U-Net's output head (networks.HEADS); files without it are "regression"
+    anneal_temperature: float = ANNEAL_TEMPERATURE  # the "bins" head's annealed-mean temperature
     format_version: int = FORMAT_VERSION
 
     @property
@@ -133,6 +135,10 @@ class ModelConfig:
         if cfg.encoder != "resnet18" and cfg.arch not in ("unet", "unet-adapted"):
             raise ModelFileError(f"{source}: metadata \"encoder\" must be \"resnet18\" for a {cfg.arch} generator "
                                  f"(only the U-Net takes another encoder), not {cfg.encoder!r}")
+        if cfg.head != "regression" and (cfg.arch not in ("unet", "unet-adapted") or not cfg.confidence):
+            raise ModelFileError(f"{source}: metadata \"head\" {cfg.head!r} needs a U-Net with \"confidence\" true "
+                                 f"(its distribution is the confidence), not arch {cfg.arch!r}, confidence "
+                                 f"{cfg.confidence}")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "
@@ -185,6 +191,8 @@ CONFIG_FIELDS: dict[str, Rule] = {
     "confidence_tau": _real_in(0.0, 4.0),
     "padding": Rule(lambda v: isinstance(v, str) and v in PADDINGS, f"one of {list(PADDINGS)}"),
     "encoder": Rule(lambda v: isinstance(v, str) and v in ENCODERS, f"one of {list(ENCODERS)}"),
+    "head": Rule(lambda v: isinstance(v, str) and v in HEADS, f"one of {list(HEADS)}"),
+    "anneal_temperature": _real_in(0.01, 10.0),
     # colorgan-adapt's models (arch "unet-adapted")
     "adapt_bank": _int_in(0, MAX_ADAPT_BANK),
     "adapt_encoder": Rule(lambda v: isinstance(v, bool), "true or false"),
@@ -342,7 +350,8 @@ def generator_for(cfg: ModelConfig) -> nn.Module:
     (architecture, encoder, width, head, calibration, padding, an adapted model's bank) passed to ``build_generator``."""
     return build_generator(cfg.arch, cfg.width, confidence=cfg.confidence, chroma_gain=cfg.chroma_gain,
                            confidence_tau=cfg.confidence_tau, padding=cfg.padding, adapt_bank=cfg.adapt_bank,
-                           adapt_encoder=cfg.adapt_encoder, adapt_generic=cfg.adapt_generic, encoder=cfg.encoder)
+                           adapt_encoder=cfg.adapt_encoder, adapt_generic=cfg.adapt_generic, encoder=cfg.encoder,
+                           head=cfg.head, anneal_temperature=cfg.anneal_temperature)
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:

@@ -22,6 +22,7 @@ and ONNX backends and the vs-mlrt export all run the same shrinkage.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -242,6 +243,50 @@ class ColorizationNet(nn.Module):
         return calibrate(self.head(self.midlevel(l_norm)), None, self.chroma_gain, 0.0)
 
 
+# The U-Net's output heads (ModelConfig.head). "regression": ab itself (tanh), trained toward the conditional mean
+# (MSE) or median (L1), which is pulled toward gray wherever a colour is ambiguous: the muted look. "bins": a
+# distribution over quantised ab trained by cross-entropy and decoded by its annealed mean (Zhang, Isola & Efros
+# 2016, "Colorful Image Colorization", 2.1-2.3): the estimate leans to the likeliest colour instead of the average
+# of all of them, and the distribution's spread is the confidence calibrate() shrinks by.
+HEADS: tuple[str, ...] = ("regression", "bins")
+AB_BIN = 10.0  # ab units per bin (Zhang et al.: grid size 10)
+# softmax temperature of the annealed mean (Zhang et al. 3.1 chose 0.38 between the mean, T = 1, which is muted,
+# and the mode, T -> 0, which is vivid but patchy where two colours are near equally likely)
+ANNEAL_TEMPERATURE = 0.38
+
+
+def ab_bins(step: float = AB_BIN) -> torch.Tensor:
+    """(K, 2) ab_norm centres of the ``step``-unit cells of the ab plane [-110, 110)^2 that some lightness shows
+    within sRGB: the bins head's classes, a-major (Zhang et al. count 313 such cells on their grid of 10)."""
+    from .color import AB_SCALE, lab_to_rgb
+
+    n = int(round(2 * AB_SCALE / step))
+    centres = -AB_SCALE + step * (torch.arange(n, dtype=torch.float64) + 0.5)
+    a, b = (t.flatten() for t in torch.meshgrid(centres, centres, indexing="ij"))
+    lightness = torch.linspace(1.0, 99.0, 99, dtype=torch.float64)
+    lab = torch.stack([lightness[:, None].expand(-1, n * n), a.expand(99, -1), b.expand(99, -1)])  # (3, 99, n*n)
+    rgb = lab_to_rgb(lab, clip=False)
+    shown = ((rgb >= -1e-3) & (rgb <= 1 + 1e-3)).all(dim=0).any(dim=0)
+    return (torch.stack([a, b], dim=1)[shown] / AB_SCALE).float()
+
+
+def decode_bins(logits: torch.Tensor, centres: torch.Tensor,
+                temperature: float = ANNEAL_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bin logits (N, K, H, W) -> ``(ab_norm, log_var)``: the annealed mean ``sum_k softmax(z / T)_k c_k`` (Zhang
+    et al. eq. 5) and the log of the distribution's expected squared error of that estimate (T = 1, per ab
+    channel, the confidence head's unit)."""
+    # softmax over the last axis and a matmul (both in every ONNX host): over the channel axis of an NCHW map
+    # the same took twice as long on the CPU
+    z = logits.permute(0, 2, 3, 1)
+    c = centres.to(logits.dtype)
+    ab = torch.softmax(z / temperature, dim=-1) @ c  # (N, H, W, 2)
+    p = torch.softmax(z, dim=-1)
+    # E ||c - ab||^2 = E ||c||^2 - 2 ab . E c + ||ab||^2
+    var = (p @ c.pow(2).sum(dim=1, keepdim=True) - 2 * (ab * (p @ c)).sum(dim=-1, keepdim=True)
+           + ab.pow(2).sum(dim=-1, keepdim=True)) / 2
+    return ab.permute(0, 3, 1, 2), var.clamp_min(math.exp(LOG_VAR_RANGE[0])).log().permute(0, 3, 1, 2)
+
+
 class _UpBlock(nn.Module):
     """x2 bilinear upsample, concatenate the encoder skip, two conv-BN-ReLU (U-Net, Ronneberger et al. 2015)."""
 
@@ -260,15 +305,25 @@ class UNetGenerator(nn.Module):
     ``confidence=True`` adds a third output channel: the log of the expected squared error of the
     predicted ab (a heteroscedastic head, Kendall & Gal 2017), trained by :meth:`distribution`'s caller
     with a Gaussian likelihood and used by :func:`calibrate` to shrink uncertain chroma.
+    ``head="bins"`` replaces the last two decoder blocks and the output with logits over :func:`ab_bins` at a
+    quarter of the size (:meth:`bin_logits`), decoded by :func:`decode_bins`; its confidence is the
+    distribution's spread.
     """
 
     size_multiple = 32
 
     def __init__(self, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
-                 confidence_tau: float = 0.0, encoder: str = "resnet18") -> None:
+                 confidence_tau: float = 0.0, encoder: str = "resnet18", head: str = "regression",
+                 anneal_temperature: float = ANNEAL_TEMPERATURE) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"unknown U-Net encoder {encoder!r}; known: {list(ENCODERS)}")
+        if head not in HEADS:
+            raise ValueError(f"unknown U-Net head {head!r}; known: {list(HEADS)}")
+        if head == "bins" and not confidence:
+            raise ValueError("the 'bins' head gives its confidence from its distribution: it needs confidence=True")
+        self.head = head
+        self.anneal_temperature = float(anneal_temperature)
         self.confidence = bool(confidence)
         self.chroma_gain = float(chroma_gain)
         self.confidence_tau = float(confidence_tau)
@@ -280,11 +335,18 @@ class UNetGenerator(nn.Module):
         self.up4 = _UpBlock(s4, s3, d3)  # 1/32 -> 1/16
         self.up3 = _UpBlock(d3, s2, d2)  # -> 1/8
         self.up2 = _UpBlock(d2, s1, d1)  # -> 1/4
-        self.up1 = _UpBlock(d1, s0, d0)  # -> 1/2
-        self.up0 = _UpBlock(d0, 1, d0 // 2)  # -> full size, the input L as the last skip
-        # tanh is applied in distribution(): the log-variance channel must not be squashed. The parameter
-        # names stay "out.0.*", those of files written before the head existed.
-        self.out = nn.Sequential(nn.Conv2d(d0 // 2, 3 if self.confidence else 2, 1))
+        if head == "bins":
+            # logits at a quarter of the size, as Zhang et al.'s: the chroma is smooth (the filter renders it on a
+            # work grid half the render size and brings edges back from the luma), and a softmax over K bins per
+            # pixel at half size cost 40 % of the whole network's time on the CPU
+            self.register_buffer("ab_centres", ab_bins())
+            self.out = nn.Sequential(nn.Conv2d(d1, self.ab_centres.shape[0], 1))
+        else:
+            self.up1 = _UpBlock(d1, s0, d0)  # -> 1/2
+            self.up0 = _UpBlock(d0, 1, d0 // 2)  # -> full size, the input L as the last skip
+            # tanh is applied in distribution(): the log-variance channel must not be squashed. The parameter
+            # names stay "out.0.*", those of files written before the head existed.
+            self.out = nn.Sequential(nn.Conv2d(d0 // 2, 3 if self.confidence else 2, 1))
 
     def distribution(self, l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Uncalibrated ``(ab_norm, log_var)``; ``log_var`` (N, 1, H, W) is None without a confidence head."""
@@ -293,15 +355,26 @@ class UNetGenerator(nn.Module):
     def decode(self, features: list[torch.Tensor], l_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s
         pair."""
-        stem, f1, f2, f3, f4 = features
-        x = self.up4(f4, f3)
-        x = self.up3(x, f2)
-        x = self.up2(x, f1)
-        x = self.up1(x, stem)
-        x = self.out(self.up0(x, l_norm))
+        if self.head == "bins":
+            ab, log_var = decode_bins(self.out(self._quarter_size(features)), self.ab_centres, self.anneal_temperature)
+            # bilinear from a quarter of the size, as Zhang et al. upsample their annealed mean. A scale, not the
+            # input's size: the sides are multiples of 32, so it is the same, and ONNX's shape inference keeps
+            # the channel count (2) through a Resize by scales, which hosts check
+            return (F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False),
+                    F.interpolate(log_var, scale_factor=4.0, mode="bilinear", align_corners=False))
+        x = self.out(self.up0(self.up1(self._quarter_size(features), features[0]), l_norm))
         if self.confidence:
             return torch.tanh(x[:, :2]), x[:, 2:3]
         return torch.tanh(x), None
+
+    def _quarter_size(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The decoder up to a quarter of the input size."""
+        _, f1, f2, f3, f4 = features
+        return self.up2(self.up3(self.up4(f4, f3), f2), f1)
+
+    def bin_logits(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """The bins head's logits (N, K, H/4, W/4) over :attr:`ab_centres` (what its cross-entropy trains)."""
+        return self.out(self._quarter_size(self.encoder(l_norm)))
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         ab, log_var = self.distribution(l_norm)
@@ -451,36 +524,42 @@ def set_padding(module: nn.Module, padding: str) -> nn.Module:
 
 def build_generator(arch: str, width: int = 64, *, confidence: bool = False, chroma_gain: float = 1.0,
                     confidence_tau: float = 0.0, padding: str = "zeros", adapt_bank: int = 0,
-                    adapt_encoder: bool = False, adapt_generic: int = 0, encoder: str = "resnet18") -> nn.Module:
+                    adapt_encoder: bool = False, adapt_generic: int = 0, encoder: str = "resnet18",
+                    head: str = "regression", anneal_temperature: float = ANNEAL_TEMPERATURE) -> nn.Module:
     """``build_generator("unet", width=32)`` -> an untrained generator of that architecture.
 
     ``confidence`` (U-Net only) adds the confidence head; ``chroma_gain`` and ``confidence_tau`` are the
     calibration :func:`calibrate` applies in ``forward``; ``padding`` is how its convolutions pad borders
     (:func:`set_padding`). ``adapt_bank`` / ``adapt_encoder`` / ``adapt_generic``: the size of an
     ``unet-adapted`` generator's key-feature bank, whether its film decoder has its own encoder, and the size
-    of its bank of featureless pictures' features. ``encoder``: the U-Net's encoder (:data:`ENCODERS`).
+    of its bank of featureless pictures' features. ``encoder``: the U-Net's encoder (:data:`ENCODERS`);
+    ``head`` its output head (:data:`HEADS`) and ``anneal_temperature`` the bins head's softmax temperature.
     """
     return set_padding(_build(arch, width, confidence=confidence, chroma_gain=chroma_gain,
                               confidence_tau=confidence_tau, padding=padding, adapt_bank=adapt_bank,
-                              adapt_encoder=adapt_encoder, adapt_generic=adapt_generic, encoder=encoder), padding)
+                              adapt_encoder=adapt_encoder, adapt_generic=adapt_generic, encoder=encoder, head=head,
+                              anneal_temperature=anneal_temperature), padding)
 
 
 def _build(arch: str, width: int, *, confidence: bool, chroma_gain: float, confidence_tau: float, padding: str,
-           adapt_bank: int, adapt_encoder: bool, adapt_generic: int, encoder: str) -> nn.Module:
+           adapt_bank: int, adapt_encoder: bool, adapt_generic: int, encoder: str, head: str,
+           anneal_temperature: float) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator architecture {arch!r}; known: {sorted(GENERATORS)}")
     if encoder != "resnet18" and arch not in ("unet", "unet-adapted"):
         raise ValueError(f"only the U-Net takes another encoder than resnet18, not {arch!r} (encoder {encoder!r})")
+    if head != "regression" and arch not in ("unet", "unet-adapted"):
+        raise ValueError(f"only the U-Net has another head than 'regression', not {arch!r} (head {head!r})")
     if arch == "unet":
         return UNetGenerator(width, confidence=confidence, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
-                             encoder=encoder)
+                             encoder=encoder, head=head, anneal_temperature=anneal_temperature)
     if arch == "unet-adapted":
         if adapt_bank < 1:
             raise ValueError("an 'unet-adapted' generator needs adapt_bank >= 1 (its key-feature bank size)")
         # the two U-Nets exactly as a "unet" file of this config is built (any option added there must be passed
         # here): the base's padding reaches both
-        base, film = (build_generator("unet", width, confidence=confidence, padding=padding, encoder=encoder)
-                      for _ in range(2))
+        base, film = (build_generator("unet", width, confidence=confidence, padding=padding, encoder=encoder,
+                                      head=head, anneal_temperature=anneal_temperature) for _ in range(2))
         return AdaptedUNetGenerator(base, film, chroma_gain=chroma_gain, confidence_tau=confidence_tau,
                                     bank_size=adapt_bank, own_encoder=adapt_encoder, generic_size=adapt_generic)
     if confidence:
