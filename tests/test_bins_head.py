@@ -167,3 +167,14 @@ def test_bins_model_exports_with_parity(tmp_path, target) -> None:
 
     (out,) = onnx.load(str(path)).graph.output
     assert out.type.tensor_type.shape.dim[1].dim_value == (2 if target == "native" else 3)
+
+
+def test_an_adapted_model_keeps_its_base_head() -> None:
+    """colorgan-adapt's two U-Nets are built as the base file is: a bins base gets a bins film decoder too, and
+    the blend runs on their annealed means."""
+    torch.manual_seed(0)
+    net = build_generator("unet-adapted", 8, adapt_bank=1, confidence=True, padding="reflect", head="bins").eval()
+    assert net.base.head == net.film.head == "bins"
+    with torch.no_grad():
+        ab, log_var = net.distribution(torch.rand(1, 1, 64, 64) * 2 - 1)
+    assert ab.shape == (1, 2, 64, 64) and log_var.shape == (1, 1, 64, 64)

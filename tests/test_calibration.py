@@ -270,7 +270,7 @@ def test_colorgan_calibrate_on_footage_chooses_among_snapshots(tmp_path, capsys)
     assert "must be" in capsys.readouterr().err
 
 
-def test_colorgan_calibrate_on_footage_and_photos_bounds_each_set(tmp_path, tiny_model):
+def test_colorgan_calibrate_on_footage_and_photos_bounds_each_set(tmp_path, tiny_model, capsys):
     """--footage with --with-photos: every candidate is one setting scored on both sets; its dPSNR is the worse
     set's, its false colour the worse set's, its colourfulness their mean, and each set's figures are kept."""
     from PIL import Image
@@ -305,8 +305,21 @@ def test_colorgan_calibrate_on_footage_and_photos_bounds_each_set(tmp_path, tiny
     calm = [r for r in record["candidates"] if r["flat_rainbow"] <= 0.01] or record["candidates"]
     ok = [r for r in calm if all(f["dpsnr"] >= 0 and f["false_colour"] <= 0.03 and f["dde00"] <= 0.5
                                  for f in r["by_set"].values())]
+    assert record["within_bounds"] == bool(ok)
     if ok:
         assert all(f["dpsnr"] >= 0 and f["dde00"] <= 0.5 for f in record["chosen"]["by_set"].values())
+    # bounds nothing can keep (40 dB better than gray): the file is still written, but the output says so plainly
+    capsys.readouterr()
+    assert cal.main([str(tmp_path / "run"), "--footage", str(frames), "--render-sizes", "64", "--max-psnr-loss",
+                     "-40", "--out", str(tmp_path / "loose.safetensors")]) == 0
+    printed = capsys.readouterr()
+    record = json.loads((tmp_path / "loose.calibration.json").read_text())
+    assert record["within_bounds"] is False and (tmp_path / "loose.safetensors").is_file()
+    assert "NO candidate is within -40 dB of gray" in printed.out
+    assert "warning: no candidate of" in printed.err and "breaks them" in printed.err
+    assert record["chosen"]["dpsnr"] == max(r["dpsnr"] for r in record["candidates"]
+                                            if r["flat_rainbow"] <= 0.01 or all(c["flat_rainbow"] > 0.01
+                                                                                 for c in record["candidates"]))
     # --with-photos without --footage is a clear error, nothing written
     assert cal.main([str(tmp_path / "run"), "--with-photos", "--out", str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()

@@ -241,6 +241,14 @@ def merge_sets(by_set: dict[str, list[dict]]) -> list[dict]:
     return merged
 
 
+def within_bounds(row: dict, max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0,
+                  max_de00_loss: float | None = None) -> bool:
+    """Whether a candidate keeps every bound :func:`choose` looks for (PSNR, false colour, flat-frame rainbow,
+    CIEDE2000 when given)."""
+    return (row["dpsnr"] >= -max_psnr_loss and row.get("false_colour", 0.0) <= max_false_colour
+            and row.get("flat_rainbow", 0.0) <= max_rainbow and (max_de00_loss is None or row["dde00"] <= max_de00_loss))
+
+
 def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0, max_rainbow: float = 1.0,
            max_de00_loss: float | None = None) -> dict:
     """The most colourful candidate whose mean PSNR is at most ``max_psnr_loss`` dB below the gray image's,
@@ -255,8 +263,7 @@ def choose(rows: list[dict], max_psnr_loss: float, max_false_colour: float = 1.0
     is not colourization; the bound keeps the restraint, the colour is what is left to maximise.
     """
     calm = [r for r in rows if r.get("flat_rainbow", 0.0) <= max_rainbow] or rows
-    ok = [r for r in calm if r["dpsnr"] >= -max_psnr_loss and r.get("false_colour", 0.0) <= max_false_colour
-          and (max_de00_loss is None or r["dde00"] <= max_de00_loss)]
+    ok = [r for r in calm if within_bounds(r, max_psnr_loss, max_false_colour, max_rainbow, max_de00_loss)]
     if not ok:
         return max(calm, key=lambda r: (r["dpsnr"], -r["render_size"]))
     # colourfulness compared to the hundredth of the truth's: closer than that no one sees, while the PSNR that
@@ -474,10 +481,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best candidates by PSNR gain over gray ({what}):")
     for r in sorted(rows, key=lambda r: -r["dpsnr"])[:10]:
         print("  " + _line(r))
-    print(f"chosen (the most colourful within {args.max_psnr_loss:g} dB of gray, {args.max_false_colour:.0%} "
-          f"false colour, {args.max_rainbow:.0%} rainbow on flat frames"
-          + (f", CIEDE2000 within {args.max_de00_loss:g} of gray's" if args.max_de00_loss is not None else "")
-          + f"):\n  {_line(best)}  <- chosen")
+    bounds = (f"within {args.max_psnr_loss:g} dB of gray, {args.max_false_colour:.0%} false colour, "
+              f"{args.max_rainbow:.0%} rainbow on flat frames"
+              + (f", CIEDE2000 within {args.max_de00_loss:g} of gray's" if args.max_de00_loss is not None else ""))
+    kept = within_bounds(best, args.max_psnr_loss, args.max_false_colour, args.max_rainbow, args.max_de00_loss)
+    if kept:
+        print(f"chosen (the most colourful {bounds}):\n  {_line(best)}  <- chosen")
+    else:
+        print(f"chosen, though NO candidate is {bounds} (the best PSNR gain instead):\n  {_line(best)}  <- chosen")
+        print(f"colorgan-calibrate: warning: no candidate of {len(rows)} keeps the bounds ({bounds}); the file "
+              "written holds the best PSNR gain over gray, which breaks them: look at it before use (fewer steps, "
+              "lower --gains, another run)", file=sys.stderr)
     model, chosen_cfg = models[gen_paths.index(Path(best["model"]))]
     # the weights are unchanged; the calibration is in the config
     save_generator(args.out, model.cpu(), calibrated_config(chosen_cfg, best))
@@ -485,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
               "pictures": sum(len(p.l_norm) for pics in sets.values() for p in pics),
               "max_psnr_loss": args.max_psnr_loss, "max_false_colour": args.max_false_colour,
               "max_rainbow": args.max_rainbow, "max_de00_loss": args.max_de00_loss,
-              "chosen": best, "best_per_model": best_by_model, "candidates": rows}
+              "within_bounds": kept, "chosen": best, "best_per_model": best_by_model, "candidates": rows}
     text = json.dumps(record, indent=2)
     atomic_write(args.out.with_suffix(".calibration.json"), lambda tmp: Path(tmp).write_text(text))
     print(f"colorgan-calibrate: {record['pictures']} {what}; wrote {args.out} from {best['model']} (render "
