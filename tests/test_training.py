@@ -405,10 +405,22 @@ def test_bins_head_run_trains_by_cross_entropy_and_resumes_exactly(data_dir, tmp
     a, b = state_tensors(straight.setup), state_tensors(resumed.setup)
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    with pytest.raises(ValueError, match='"head" must be \'regression\' unless arch is \'unet\' with confidence'):
+    with pytest.raises(ValueError, match='"head" must be \'bins\' only with confidence'):
         opts_for("unet", data_dir, tmp_path / "x", head="bins")
+    with pytest.raises(ValueError, match='"head" must be \'regression\' for the colorization-net generator'):
+        opts_for("colorization-net", data_dir, tmp_path / "x", head="regression-quarter")
     with pytest.raises(ValueError, match='"head" must be one of'):
         opts_for("default-model", data_dir, tmp_path / "x", head="mixture")
+
+
+def test_quarter_head_run_trains_the_regression_and_records_its_head(data_dir, tmp_path):
+    kw = dict(steps=2, pretrain_steps=2, checkpoint_every=100, val_batches=0, head="regression-quarter")
+    state = train(opts_for("default-model", data_dir, tmp_path / "q", width=8, **kw))
+    rows = [json.loads(line) for line in (tmp_path / "q" / "history.jsonl").read_text().splitlines()]
+    assert any("g_mse" in r and "g_nll" in r for r in rows)  # the preset's MSE and the confidence likelihood
+    assert read_config(tmp_path / "q" / "generator.safetensors").head == "regression-quarter"
+    model, _ = load_generator(tmp_path / "q" / "generator.safetensors")
+    assert not hasattr(model, "up0") and state.step == 2
 
 
 def test_default_model_preset_pads_by_reflection(data_dir, tmp_path):

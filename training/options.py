@@ -79,9 +79,9 @@ class TrainOptions:
     # the rarity of its true ab in the training set, mixed with the uniform by this lambda (paper 0.5); 1 = off
     rebalance_lambda: float = 1.0
     confidence: bool = False  # U-Net confidence head, trained with a Gaussian likelihood (setups.confidence_nll)
-    # the U-Net's output head (vs_colorgan.networks.HEADS): "regression" (ab, the pretrain_loss) or "bins" (a
+    # the U-Net's output head (vs_colorgan.networks.HEADS): "regression" (ab, the pretrain_loss), "bins" (a
     # distribution over quantised ab trained by cross-entropy, decoded by its annealed mean: Zhang et al. 2016;
-    # needs confidence, which its distribution gives)
+    # needs confidence, which its distribution gives) or "regression-quarter" (ab at a quarter of the size)
     head: str = "regression"
     ema_decay: float = 0.0  # exponential moving average of G's weights (0 = off); the EMA is what is saved
     batch_size: int = 16
@@ -242,9 +242,10 @@ def validate(opts: TrainOptions) -> None:
         bad("pretrain_loss", f"one of {list(RECON_LOSSES)}")
     if opts.head not in HEADS:
         bad("head", f"one of {list(HEADS)}")
-    if opts.head != "regression" and (opts.arch != "unet" or not opts.confidence):
-        bad("head", "'regression' unless arch is 'unet' with confidence (the bins head's distribution is its "
-                    "confidence)")
+    if opts.head != "regression" and opts.arch != "unet":
+        bad("head", "'regression' for the colorization-net generator (only the unet has other heads)")
+    if opts.head == "bins" and not opts.confidence:
+        bad("head", "'bins' only with confidence (the bins head's distribution is its confidence)")
     if opts.confidence and opts.arch != "unet":
         bad("confidence", "False for the colorization-net generator (the head exists for the unet only)")
     if not 0.0 <= opts.ema_decay < 1.0:

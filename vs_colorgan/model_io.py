@@ -135,10 +135,12 @@ class ModelConfig:
         if cfg.encoder != "resnet18" and cfg.arch not in ("unet", "unet-adapted"):
             raise ModelFileError(f"{source}: metadata \"encoder\" must be \"resnet18\" for a {cfg.arch} generator "
                                  f"(only the U-Net takes another encoder), not {cfg.encoder!r}")
-        if cfg.head != "regression" and (cfg.arch not in ("unet", "unet-adapted") or not cfg.confidence):
-            raise ModelFileError(f"{source}: metadata \"head\" {cfg.head!r} needs a U-Net with \"confidence\" true "
-                                 f"(its distribution is the confidence), not arch {cfg.arch!r}, confidence "
-                                 f"{cfg.confidence}")
+        if cfg.head != "regression" and cfg.arch not in ("unet", "unet-adapted"):
+            raise ModelFileError(f"{source}: metadata \"head\" must be \"regression\" for a {cfg.arch} generator "
+                                 f"(only the U-Net has others), not {cfg.head!r}")
+        if cfg.head == "bins" and not cfg.confidence:
+            raise ModelFileError(f"{source}: metadata \"head\" 'bins' needs \"confidence\" true (its distribution "
+                                 f"is the confidence)")
         multiple = cfg.size_multiple
         if cfg.render_size % multiple:
             raise ModelFileError(f"{source}: metadata \"render_size\" must be a multiple of {multiple} (the "

@@ -247,8 +247,10 @@ class ColorizationNet(nn.Module):
 # (MSE) or median (L1), which is pulled toward gray wherever a colour is ambiguous: the muted look. "bins": a
 # distribution over quantised ab trained by cross-entropy and decoded by its annealed mean (Zhang, Isola & Efros
 # 2016, "Colorful Image Colorization", 2.1-2.3): the estimate leans to the likeliest colour instead of the average
-# of all of them, and the distribution's spread is the confidence calibrate() shrinks by.
-HEADS: tuple[str, ...] = ("regression", "bins")
+# of all of them, and the distribution's spread is the confidence calibrate() shrinks by. "regression-quarter":
+# the regression's output at a quarter of the size, from the same decoder depth as the bins head's logits, upsampled
+# bilinearly (the last two decoder blocks, at half and full size, were ~40 % of the network's time on the CPU).
+HEADS: tuple[str, ...] = ("regression", "bins", "regression-quarter")
 AB_BIN = 10.0  # ab units per bin (Zhang et al.: grid size 10)
 # softmax temperature of the annealed mean (Zhang et al. 3.1 chose 0.38 between the mean, T = 1, which is muted,
 # and the mode, T -> 0, which is vivid but patchy where two colours are near equally likely)
@@ -307,7 +309,8 @@ class UNetGenerator(nn.Module):
     with a Gaussian likelihood and used by :func:`calibrate` to shrink uncertain chroma.
     ``head="bins"`` replaces the last two decoder blocks and the output with logits over :func:`ab_bins` at a
     quarter of the size (:meth:`bin_logits`), decoded by :func:`decode_bins`; its confidence is the
-    distribution's spread.
+    distribution's spread. ``head="regression-quarter"`` drops the same two blocks and regresses ab (and the
+    confidence channel) at a quarter of the size, upsampled bilinearly.
     """
 
     size_multiple = 32
@@ -341,6 +344,8 @@ class UNetGenerator(nn.Module):
             # pixel at half size cost 40 % of the whole network's time on the CPU
             self.register_buffer("ab_centres", ab_bins())
             self.out = nn.Sequential(nn.Conv2d(d1, self.ab_centres.shape[0], 1))
+        elif head == "regression-quarter":
+            self.out = nn.Sequential(nn.Conv2d(d1, 3 if self.confidence else 2, 1))
         else:
             self.up1 = _UpBlock(d1, s0, d0)  # -> 1/2
             self.up0 = _UpBlock(d0, 1, d0 // 2)  # -> full size, the input L as the last skip
@@ -362,7 +367,12 @@ class UNetGenerator(nn.Module):
             # the channel count (2) through a Resize by scales, which hosts check
             return (F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False),
                     F.interpolate(log_var, scale_factor=4.0, mode="bilinear", align_corners=False))
-        x = self.out(self.up0(self.up1(self._quarter_size(features), features[0]), l_norm))
+        if self.head == "regression-quarter":
+            # by a scale, as the bins head's (the same size: sides are multiples of 32)
+            x = F.interpolate(self.out(self._quarter_size(features)), scale_factor=4.0, mode="bilinear",
+                              align_corners=False)
+        else:
+            x = self.out(self.up0(self.up1(self._quarter_size(features), features[0]), l_norm))
         if self.confidence:
             return torch.tanh(x[:, :2]), x[:, 2:3]
         return torch.tanh(x), None

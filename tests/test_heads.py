@@ -1,4 +1,5 @@
-"""The U-Net's "bins" head (Zhang, Isola & Efros 2016): classes of ab, cross-entropy, the annealed mean.
+"""The U-Net's other output heads: "bins" (Zhang, Isola & Efros 2016: classes of ab, cross-entropy, the annealed
+mean) and "regression-quarter" (ab regressed at a quarter of the size).
 
 Small networks with random weights; the gamut and the decoding checked against independent computations
 (scikit-image's Lab conversion, brute-force sums over the bins).
@@ -138,9 +139,9 @@ def test_bins_model_file_round_trip_and_checks(tmp_path) -> None:
         assert torch.allclose(model.distribution(x)[0],
                               torch.nn.functional.interpolate(ab, size=(64, 64), mode="bilinear"), atol=1e-6)
     raw = json.loads(cfg.to_json())
-    with pytest.raises(ModelFileError, match=r'"head" must be one of \[\'regression\', \'bins\'\], not \'mdn\''):
+    with pytest.raises(ModelFileError, match=r'"head" must be one of \[\'regression\', \'bins\', \'regression-quarter\'\], not \'mdn\''):
         ModelConfig.from_json(json.dumps({**raw, "head": "mdn"}), "m")
-    with pytest.raises(ModelFileError, match='"head" \'bins\' needs a U-Net with "confidence" true'):
+    with pytest.raises(ModelFileError, match='"head" \'bins\' needs "confidence" true'):
         ModelConfig.from_json(json.dumps({**raw, "confidence": False}), "m")
     with pytest.raises(ModelFileError, match='"anneal_temperature" must be a number from 0.01 to 10'):
         ModelConfig.from_json(json.dumps({**raw, "anneal_temperature": 0}), "m")
@@ -149,14 +150,34 @@ def test_bins_model_file_round_trip_and_checks(tmp_path) -> None:
     assert ModelConfig.from_json(json.dumps(raw)).head == "regression"  # files before the key
 
 
+def _quarter_unet(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_generator("unet", 8, confidence=True, padding="reflect", head="regression-quarter").eval()
+
+
+def test_quarter_head_regresses_at_a_quarter_of_the_size() -> None:
+    net = _quarter_unet()
+    assert not hasattr(net, "up1") and not hasattr(net, "up0")  # the half- and full-size blocks are gone
+    l_norm = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        ab, log_var = net.distribution(l_norm)
+        small = net.out(net._quarter_size(net.encoder(l_norm)))
+        assert small.shape == (2, 3, 16, 24)
+        up = torch.nn.functional.interpolate(small, size=(64, 96), mode="bilinear", align_corners=False)
+        assert torch.allclose(ab, torch.tanh(up[:, :2]), atol=1e-6) and torch.allclose(log_var, up[:, 2:3], atol=1e-6)
+        flat = net(torch.full((1, 1, 64, 96), -0.3))
+        assert (flat - flat[..., :1, :1]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("head", ("bins", "regression-quarter"))
 @pytest.mark.parametrize("target", ("native", "vsmlrt"))
-def test_bins_model_exports_with_parity(tmp_path, target) -> None:
+def test_other_heads_export_with_parity(tmp_path, target, head) -> None:
     from vs_colorgan.export.onnx_export import export_onnx
     from vs_colorgan.export.verify import verify_onnx
 
-    net = _bins_unet()
+    net = _bins_unet() if head == "bins" else _quarter_unet()
     net.chroma_gain, net.confidence_tau = 0.9, 0.2
-    cfg = ModelConfig(arch="unet", width=8, render_size=64, confidence=True, padding="reflect", head="bins",
+    cfg = ModelConfig(arch="unet", width=8, render_size=64, confidence=True, padding="reflect", head=head,
                       chroma_gain=0.9, confidence_tau=0.2)
     path = tmp_path / "b.onnx"
     export_onnx(net, cfg, path, target=target)
