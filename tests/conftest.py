@@ -293,3 +293,12 @@ def every_colorize_option(model: Path, refs: Path) -> tuple[list[str], dict[str,
         if o.kind != "bool":
             argv += [o.flag, str(values[o.name])]
     return argv, values
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test, the previous count after (small nets: threads only add noise and wait)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

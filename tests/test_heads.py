@@ -18,12 +18,7 @@ from vs_colorgan.networks import AB_BIN, ab_bins, build_generator, decode_bins
 from vs_colorgan.training import losses
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bins_are_the_cells_some_lightness_shows_in_srgb() -> None:

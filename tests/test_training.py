@@ -25,15 +25,7 @@ from conftest import TINY, make_images, state_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
