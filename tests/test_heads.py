@@ -143,6 +143,11 @@ def test_bins_model_file_round_trip_and_checks(tmp_path) -> None:
     raw.pop("head")
     raw.pop("anneal_temperature")
     assert ModelConfig.from_json(json.dumps(raw)).head == "regression"  # files before the key
+    # and a regression model's file is written without the keys, as before them (the bundled model's recipe
+    # writes its file byte for byte); the quarter-size regression names its head, not the temperature
+    assert "head" not in json.loads(ModelConfig(arch="unet", width=8).to_json())
+    quarter = json.loads(ModelConfig(arch="unet", width=8, head="regression-quarter").to_json())
+    assert quarter["head"] == "regression-quarter" and "anneal_temperature" not in quarter
 
 
 def _quarter_unet(seed: int = 0) -> torch.nn.Module:

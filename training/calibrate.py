@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         models = [load_generator(g, device=args.device) for g in gen_paths]
     except ModelFileError as e:
         return fail(str(e))
-    if len({(c.arch, c.encoder, c.width, c.confidence, c.padding) for _, c in models}) > 1:
+    if len({(c.arch, c.encoder, c.width, c.confidence, c.padding, c.head) for _, c in models}) > 1:
         return fail("the models given must be snapshots of one architecture (arch, encoder, width, head, padding)")
     cfg = models[0][1]
     if args.average:

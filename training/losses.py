@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vs_colorgan.color import merge_lab
+from vs_colorgan.color import AB_SCALE, merge_lab
 
 l1 = F.l1_loss
 mse = F.mse_loss
@@ -39,7 +39,7 @@ def weighted_reconstruction(name: str, pred: torch.Tensor, target: torch.Tensor,
 # Soft encoding of a true colour over its nearest bins (Zhang et al. 2016, 2.1: the 5 nearest, Gaussian of sigma 5
 # ab units), so neighbouring bins share the credit and the cross-entropy sees how far off a wrong bin is
 SOFT_NEIGHBOURS = 5
-SOFT_SIGMA = 5.0 / 110.0  # ab_norm units
+SOFT_SIGMA = 5.0 / AB_SCALE  # ab_norm units
 
 
 def soft_encode(ab_norm: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:

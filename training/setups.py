@@ -270,9 +270,9 @@ class Setup:
         """NoGAN pretraining: generator alone with the reconstruction loss (design paper 3.2, after DeOldify's
         NoGAN: L1; ``pretrain_loss`` mse/huber for the bundled model), plus the confidence head's likelihood."""
         _set_lr(self.opt_g_pre, lr_at(step, self.opts.pretrain_lr, self.opts, "pretrain"))
-        name = self.opts.pretrain_loss
         if self.opts.head == "bins":
             return self._pretrain_bins_step()
+        name = self.opts.pretrain_loss
         with self._autocast():
             fake, log_var = self._generate()
             if self.rebalance is None:

@@ -298,8 +298,9 @@ def _prepare(opts: TrainOptions, *, resume: bool, rank: int, world: int, device:
         atomic_write(run_dir / "options.json", lambda tmp: Path(tmp).write_text(opts.to_json()))
         sk = dict(train_set.skipped)
         log(f"data: {len(train_set)} training items, {len(val_set)} validation items" + (f"; skipped {sk}" if sk else ""))
+        pretrain_loss = "bins cross-entropy" if opts.head == "bins" else opts.pretrain_loss.upper()
         log(f"preset {opts.preset}: {opts.arch} width {opts.width}, {opts.steps} steps ({opts.pretrain_steps} "
-            f"{'bins cross-entropy' if opts.head == 'bins' else opts.pretrain_loss.upper()} pretraining), batch {opts.batch_size}"
+            f"{pretrain_loss} pretraining), batch {opts.batch_size}"
             f"{f' x {world} processes' if world > 1 else ''}, {opts.image_size}px, device {device}"
             + (", bf16 autocast" if opts.amp else ""))
     return _State(setup, train_set, val_set, step, best)

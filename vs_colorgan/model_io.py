@@ -91,7 +91,14 @@ class ModelConfig:
         return int(GENERATORS[self.arch].size_multiple)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        d = dataclasses.asdict(self)
+        # keys added after model files were in use are written only where they say something: a file of a kind
+        # that existed before them is written byte for byte as it was (the bundled model's recipe reproduces it)
+        if self.head == "regression":
+            del d["head"]
+        if self.head != "bins":
+            del d["anneal_temperature"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelConfig:
