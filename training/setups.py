@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, decode_bins,
-                                  load_efficientnet_lite0, load_torchvision_resnet18)
+from vs_colorgan.networks import (PatchDiscriminator, ResNet18Encoder, build_generator, load_efficientnet_lite0,
+                                  load_torchvision_resnet18)
 
 from . import losses, rebalance
 from .checkpoint import model_config
@@ -297,17 +297,15 @@ class Setup:
         g = _unwrap(self.g)
         with self._autocast():
             logits = _call(self.g, "bin_logits", self.l_norm)
-            weight = None
-            if self.rebalance is not None:
-                small = F.adaptive_avg_pool2d(self.ab_true, logits.shape[-2:])
-                weight = rebalance.pixel_weights(self.rebalance, small)
-            loss = losses.bins_cross_entropy(logits, self.ab_true, g.ab_centres, weight)
+            # the truth at the logits' size, once: the loss's own pooling of it is then the identity
+            small = F.adaptive_avg_pool2d(self.ab_true.float(), logits.shape[-2:])
+            weight = rebalance.pixel_weights(self.rebalance, small) if self.rebalance is not None else None
+            loss = losses.bins_cross_entropy(logits, small, g.ab_centres, weight)
         self.opt_g_pre.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g_pre.step()
         with torch.no_grad():
-            ab, _ = decode_bins(logits.detach().float(), g.ab_centres, g.anneal_temperature)
-            fake = F.interpolate(ab, size=self.ab_true.shape[-2:], mode="bilinear", align_corners=False)
+            fake, _ = g.bins_distribution(logits.detach().float())
         self.ab_fake = fake
         return {"g_ce": loss.item(), "g_mse": losses.mse(fake, self.ab_true).item()}
 

@@ -289,6 +289,13 @@ def decode_bins(logits: torch.Tensor, centres: torch.Tensor,
     return ab.permute(0, 3, 1, 2), var.clamp_min(math.exp(LOG_VAR_RANGE[0])).log().permute(0, 3, 1, 2)
 
 
+def _from_quarter(x: torch.Tensor) -> torch.Tensor:
+    """A quarter-size head's maps to the input's size, bilinear. By a scale, not the input's size: the sides are
+    multiples of 32, so it is the same, and ONNX's shape inference keeps the channel count through a Resize by
+    scales (by sizes it did not, and hosts check it)."""
+    return F.interpolate(x, scale_factor=4.0, mode="bilinear", align_corners=False)
+
+
 class _UpBlock(nn.Module):
     """x2 bilinear upsample, concatenate the encoder skip, two conv-BN-ReLU (U-Net, Ronneberger et al. 2015)."""
 
@@ -361,16 +368,9 @@ class UNetGenerator(nn.Module):
         """The decoder alone: encoder ``features`` (stem, layer1 ... layer4) and the input -> ``distribution``'s
         pair."""
         if self.head == "bins":
-            ab, log_var = decode_bins(self.out(self._quarter_size(features)), self.ab_centres, self.anneal_temperature)
-            # bilinear from a quarter of the size, as Zhang et al. upsample their annealed mean. A scale, not the
-            # input's size: the sides are multiples of 32, so it is the same, and ONNX's shape inference keeps
-            # the channel count (2) through a Resize by scales, which hosts check
-            return (F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False),
-                    F.interpolate(log_var, scale_factor=4.0, mode="bilinear", align_corners=False))
+            return self.bins_distribution(self.out(self._quarter_size(features)))
         if self.head == "regression-quarter":
-            # by a scale, as the bins head's (the same size: sides are multiples of 32)
-            x = F.interpolate(self.out(self._quarter_size(features)), scale_factor=4.0, mode="bilinear",
-                              align_corners=False)
+            x = _from_quarter(self.out(self._quarter_size(features)))
         else:
             x = self.out(self.up0(self.up1(self._quarter_size(features), features[0]), l_norm))
         if self.confidence:
@@ -381,6 +381,12 @@ class UNetGenerator(nn.Module):
         """The decoder up to a quarter of the input size."""
         _, f1, f2, f3, f4 = features
         return self.up2(self.up3(self.up4(f4, f3), f2), f1)
+
+    def bins_distribution(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bins head's ``distribution`` pair from its logits: :func:`decode_bins` at a quarter of the size,
+        upsampled as Zhang et al. upsample their annealed mean."""
+        ab, log_var = decode_bins(logits, self.ab_centres, self.anneal_temperature)
+        return _from_quarter(ab), _from_quarter(log_var)
 
     def bin_logits(self, l_norm: torch.Tensor) -> torch.Tensor:
         """The bins head's logits (N, K, H/4, W/4) over :attr:`ab_centres` (what its cross-entropy trains)."""
